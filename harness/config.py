@@ -1,0 +1,302 @@
+"""The experiment config: YAML -> validated pydantic models.
+
+Unknown keys are rejected; every error names the file, the key path and its line, and says
+what to do. Relative paths in a config are relative to the config file's own folder, so a
+config means the same thing from any working directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from harness.errors import Problem, UserError
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LabelSpec(Strict):
+    name: str = Field(min_length=1)
+    description: str | None = None
+
+
+class TaskConfig(Strict):
+    type: Literal["classification"] = "classification"
+    name: str | None = None
+    labels: list[LabelSpec] = Field(min_length=2)
+    guidelines: str | None = None
+    guidelines_file: Path | None = None
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels_as_specs(cls, value: Any) -> Any:
+        # `labels: [positive, negative]` is the short form of `[{name: positive}, ...]`.
+        if isinstance(value, list):
+            return [{"name": str(v)} if isinstance(v, str | int | float) else v for v in value]
+        return value
+
+    @model_validator(mode="after")
+    def _unique_labels(self) -> TaskConfig:
+        names = [label.name for label in self.labels]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate labels {dupes}: each label must appear once")
+        if self.guidelines and self.guidelines_file:
+            raise ValueError("give either 'guidelines' or 'guidelines_file', not both")
+        return self
+
+    @property
+    def label_names(self) -> list[str]:
+        return [label.name for label in self.labels]
+
+
+class CsvColumns(Strict):
+    """Column mapping of a long-format CSV gold set: one row per (item, annotator) rating."""
+
+    item: str = "id"
+    annotator: str = "annotator"
+    label: str = "label"
+    gold: str | None = None
+    fields: list[str] = Field(default_factory=list)
+    meta: list[str] = Field(default_factory=list)
+
+
+class GoldSetConfig(Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    path: Path
+    format: Literal["jsonl", "csv"] | None = None
+    columns: CsvColumns | None = None
+    limit: int | None = Field(default=None, ge=1)
+
+    @property
+    def resolved_format(self) -> str:
+        if self.format:
+            return self.format
+        return "csv" if self.path.suffix.lower() == ".csv" else "jsonl"
+
+
+class FewShotConfig(Strict):
+    k: int = Field(ge=1, le=64)
+    pool: Path
+    strategy: Literal["fixed", "stratified", "similar"] = "fixed"
+    seed: int = 0
+
+
+class PromptConfig(Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    template: Path
+    few_shot: FewShotConfig | None = None
+    description: str | None = None
+
+
+class ModelConfig(Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    model: str = Field(min_length=1, description="litellm model string, local/..., or replay/...")
+    params: dict[str, Any] = Field(default_factory=dict)
+    api_base: str | None = None
+    api_key_env: str | None = None
+    input_cost_per_mtok: float | None = Field(default=None, ge=0)
+    output_cost_per_mtok: float | None = Field(default=None, ge=0)
+    structured_output: Literal["auto", "json_schema", "off"] = "auto"
+    logprobs: bool | None = None
+    top_logprobs: int = Field(default=5, ge=1, le=20)
+
+    @field_validator("params")
+    @classmethod
+    def _no_secrets_in_params(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in value:
+            if key.lower() in {"api_key", "key", "authorization", "headers", "extra_headers"}:
+                raise ValueError(
+                    f"'{key}' must not be in params: secrets never go in a config file; "
+                    "name an environment variable with 'api_key_env' instead"
+                )
+        return value
+
+    @property
+    def provider(self) -> Literal["litellm", "local", "replay"]:
+        if self.model.startswith("local/"):
+            return "local"
+        if self.model.startswith("replay/"):
+            return "replay"
+        return "litellm"
+
+
+class SetupConfig(Strict):
+    prompt: str | None = None
+    model: str
+
+
+class RunConfig(Strict):
+    concurrency: int = Field(default=8, ge=1, le=1024)
+    samples: int = Field(default=1, ge=1, le=100)
+    timeout_s: float = Field(default=60.0, gt=0)
+    retries: int = Field(default=4, ge=0, le=20)
+    cache_dir: Path = Path(".prelabel-cache")
+    runs_dir: Path = Path("runs")
+    budget_usd: float | None = Field(default=None, ge=0)
+
+
+class ReportConfig(Strict):
+    bootstrap: int = Field(default=1000, ge=100, le=100_000)
+    seed: int = 0
+    level: float = Field(default=0.95, gt=0.5, lt=1.0)
+
+
+class Experiment(Strict):
+    name: str = Field(pattern=ID_PATTERN)
+    description: str | None = None
+    task: TaskConfig
+    gold_sets: list[GoldSetConfig] = Field(min_length=1)
+    prompts: list[PromptConfig] = Field(default_factory=list)
+    models: list[ModelConfig] = Field(min_length=1)
+    setups: list[SetupConfig] | None = None
+    run: RunConfig = RunConfig()
+    report: ReportConfig = ReportConfig()
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Experiment:
+        for kind, items in (
+            ("gold_sets", self.gold_sets),
+            ("prompts", self.prompts),
+            ("models", self.models),
+        ):
+            ids = [x.id for x in items]
+            dupes = sorted({i for i in ids if ids.count(i) > 1})
+            if dupes:
+                raise ValueError(f"duplicate {kind} ids {dupes}: ids must be unique")
+        prompt_ids = {p.id for p in self.prompts}
+        model_ids = {m.id for m in self.models}
+        for setup in self.setups or []:
+            if setup.model not in model_ids:
+                raise ValueError(
+                    f"setup names model '{setup.model}', not one of {sorted(model_ids)}"
+                )
+            if setup.prompt is not None and setup.prompt not in prompt_ids:
+                raise ValueError(
+                    f"setup names prompt '{setup.prompt}', not one of {sorted(prompt_ids)}"
+                )
+        if not self.prompts and any(m.provider != "replay" for m in self.models):
+            raise ValueError("models that are called need at least one entry under 'prompts'")
+        return self
+
+
+class ResolvedExperiment:
+    """An `Experiment` plus where it came from: paths resolved against the config's folder."""
+
+    def __init__(self, experiment: Experiment, path: Path, text: str):
+        self.experiment = experiment
+        self.path = path
+        self.base = path.parent
+        self.text = text
+
+    def resolve(self, p: Path | str) -> Path:
+        p = Path(p).expanduser()
+        return p if p.is_absolute() else (self.base / p).resolve()
+
+    @property
+    def config_hash(self) -> str:
+        canonical = json.dumps(self.experiment.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def load_experiment(path: Path | str) -> ResolvedExperiment:
+    """Read and validate an experiment YAML; raise UserError naming file, key and line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError.at(
+            "config file not found",
+            file=path,
+            hint="check the path; configs usually live under configs/",
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise UserError.at(
+            f"not valid UTF-8 (byte {exc.start})", file=path, hint="save the config as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise UserError.at(f"cannot read config: {exc.strerror}", file=path) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise UserError.at(
+            f"YAML syntax error: {problem}",
+            file=path,
+            line=line,
+            hint="fix the YAML at that line (indentation, quotes, colons)",
+        ) from None
+    if not isinstance(data, dict):
+        raise UserError.at(
+            "the config must be a YAML mapping (key: value pairs)",
+            file=path,
+            hint="see configs/demo.yaml for the expected shape",
+        )
+    lines = _key_lines(node)
+    try:
+        experiment = Experiment.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(
+            _problems(exc, path, lines), hint="see the config reference in README.md"
+        ) from None
+    return ResolvedExperiment(experiment, path, text)
+
+
+def _problems(exc: ValidationError, path: Path, lines: dict[tuple, int]) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        # pydantic appends union/validator branch names to loc; keep the data path only.
+        data_loc = tuple(x for x in loc if isinstance(x, int) or "[" not in str(x))
+        key = _key_path(data_loc)
+        line = _nearest_line(lines, data_loc)
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown key '{data_loc[-1]}' (check its spelling; unknown keys are rejected)"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        elif msg.startswith("Value error, "):
+            msg = msg.removeprefix("Value error, ")
+        problems.append(Problem(msg, path, line, key or None))
+    return problems
+
+
+def _key_path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _nearest_line(lines: dict[tuple, int], loc: tuple) -> int | None:
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in lines:
+            return lines[loc[:n]]
+    return None
+
+
+def _key_lines(node: yaml.Node | None, prefix: tuple = ()) -> dict[tuple, int]:
+    """Map each key path of a composed YAML document to its 1-based line number."""
+    out: dict[tuple, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            path = (*prefix, key_node.value)
+            out[path] = key_node.start_mark.line + 1
+            out.update(_key_lines(value_node, path))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, child in enumerate(node.value):
+            out[(*prefix, i)] = child.start_mark.line + 1
+            out.update(_key_lines(child, (*prefix, i)))
+    return out

@@ -1,0 +1,276 @@
+"""Gold sets: items that several humans labelled, loaded and checked before any model call.
+
+Two formats, one result (`GoldSet`):
+- JSONL, one item a line: `id`, input fields (any names), `annotations: {annotator: label}`,
+  optional adjudicated `gold`, optional `meta` (slice fields). Lines starting with `#` are
+  comments, so a file can say where it came from.
+- CSV in long format: one row per (item, annotator) rating; the config maps the columns.
+
+Every bad row is collected with its line number and reported at once, so a user fixes a
+file in one pass rather than one error per run.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.config import CsvColumns, GoldSetConfig
+from harness.errors import Problem, UserError
+from harness.records import GoldItem, GoldSet
+
+RESERVED_KEYS = {"id", "annotations", "gold", "meta"}
+MAX_PROBLEMS = 200
+
+
+def read_text_file(path: Path, what: str) -> tuple[bytes, str]:
+    """Read a UTF-8 file, turning every OS and encoding problem into a UserError."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError.at(
+            f"{what} not found",
+            file=path,
+            hint="check the path in the config (relative paths are relative to the config file)",
+        ) from None
+    except IsADirectoryError:
+        raise UserError.at(f"{what} is a directory, expected a file", file=path) from None
+    except OSError as exc:
+        raise UserError.at(f"cannot read {what}: {exc.strerror}", file=path) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise UserError.at(
+            f"{what} is not valid UTF-8 (byte {exc.start})",
+            file=path,
+            line=line,
+            hint="re-save the file as UTF-8",
+        ) from None
+    if not text.strip():
+        raise UserError.at(f"{what} is empty", file=path)
+    return raw, text
+
+
+def load_gold_set(cfg: GoldSetConfig, path: Path, labels: Sequence[str]) -> GoldSet:
+    """Load and validate one gold set; raise UserError listing every bad line."""
+    raw, text = read_text_file(path, "gold set")
+    if cfg.resolved_format == "csv":
+        items, problems = _parse_csv_long(text, path, cfg.columns or CsvColumns())
+    else:
+        items, problems = _parse_jsonl(text, path)
+    problems += _check_items(items, path, labels)
+    if problems:
+        raise UserError(
+            problems, hint=f"fix these rows of {path.name}; allowed labels: {list(labels)}"
+        )
+    if cfg.limit is not None:
+        items = items[: cfg.limit]
+    annotators = sorted({a for item in items for a in item.annotations})
+    return GoldSet(
+        id=cfg.id,
+        path=str(path),
+        items=tuple(items),
+        annotators=tuple(annotators),
+        content_hash=hashlib.sha256(raw).hexdigest(),
+    )
+
+
+def _parse_jsonl(text: str, path: Path) -> tuple[list[GoldItem], list[Problem]]:
+    items: list[GoldItem] = []
+    problems: list[Problem] = []
+    for lineno, line in enumerate(io.StringIO(text), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        try:
+            obj = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            problems.append(Problem(f"invalid JSON: {exc.msg} (column {exc.colno})", path, lineno))
+            continue
+        if not isinstance(obj, dict):
+            problems.append(Problem("each line must be a JSON object", path, lineno))
+            continue
+        item, problem = _item_from_object(obj, path, lineno)
+        if problem:
+            problems.append(problem)
+        else:
+            items.append(item)
+        if len(problems) >= MAX_PROBLEMS:
+            break
+    if not items and not problems:
+        problems.append(Problem("no items: the file has only comments or blank lines", path))
+    return items, problems
+
+
+def _item_from_object(obj: dict[str, Any], path: Path, lineno: int) -> tuple[Any, Problem | None]:
+    item_id = obj.get("id")
+    if item_id is None or (isinstance(item_id, str) and not item_id.strip()):
+        return None, Problem("missing 'id'", path, lineno)
+    if not isinstance(item_id, str | int):
+        return None, Problem("'id' must be a string or an integer", path, lineno)
+    annotations = obj.get("annotations")
+    if not isinstance(annotations, dict) or not annotations:
+        return None, Problem(
+            f"item {item_id!r} has no 'annotations' (expected an object {{annotator_id: label}})",
+            path,
+            lineno,
+        )
+    meta = obj.get("meta") or {}
+    if not isinstance(meta, dict):
+        return None, Problem("'meta' must be an object of slice fields", path, lineno)
+    gold = obj.get("gold")
+    fields = {k: v for k, v in obj.items() if k not in RESERVED_KEYS}
+    return GoldItem(
+        id=str(item_id),
+        fields=fields,
+        annotations={str(a): _as_label(v) for a, v in annotations.items() if v is not None},
+        gold=None if gold is None else _as_label(gold),
+        meta={str(k): str(v) for k, v in meta.items()},
+        line=lineno,
+    ), None
+
+
+def _as_label(value: Any) -> str:
+    # Labels are compared as strings: a YAML `labels: [1, 2]` and a JSON 1 must meet.
+    return str(value).strip() if not isinstance(value, bool) else str(value).lower()
+
+
+def _parse_csv_long(
+    text: str, path: Path, cols: CsvColumns
+) -> tuple[list[GoldItem], list[Problem]]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = reader.fieldnames or []
+    wanted = [cols.item, cols.annotator, cols.label, *cols.fields, *cols.meta]
+    if cols.gold:
+        wanted.append(cols.gold)
+    missing = [c for c in wanted if c not in header]
+    if missing:
+        raise UserError.at(
+            f"CSV header lacks columns {missing}; it has {header}",
+            file=path,
+            line=1,
+            hint="set gold_sets[].columns in the config to match the file",
+        )
+    problems: list[Problem] = []
+    by_id: dict[str, dict[str, Any]] = {}
+    for row in reader:
+        lineno = reader.line_num
+        item_id = (row.get(cols.item) or "").strip()
+        annotator = (row.get(cols.annotator) or "").strip()
+        label = (row.get(cols.label) or "").strip()
+        if not item_id:
+            problems.append(Problem(f"empty item id (column '{cols.item}')", path, lineno))
+            continue
+        entry = by_id.setdefault(
+            item_id, {"line": lineno, "annotations": {}, "fields": {}, "meta": {}, "gold": None}
+        )
+        if not annotator or not label:
+            problems.append(
+                Problem(f"row of item {item_id!r} lacks an annotator or a label", path, lineno)
+            )
+            continue
+        if annotator in entry["annotations"] and entry["annotations"][annotator] != label:
+            problems.append(
+                Problem(
+                    f"annotator {annotator!r} labels item {item_id!r} twice with different labels",
+                    path,
+                    lineno,
+                )
+            )
+        entry["annotations"][annotator] = label
+        for c in cols.fields:
+            entry["fields"].setdefault(c, row.get(c))
+        for c in cols.meta:
+            entry["meta"].setdefault(c, row.get(c) or "")
+        if cols.gold and (row.get(cols.gold) or "").strip():
+            entry["gold"] = row[cols.gold].strip()
+    items = [
+        GoldItem(
+            id=i,
+            fields=e["fields"],
+            annotations=e["annotations"],
+            gold=e["gold"],
+            meta=e["meta"],
+            line=e["line"],
+        )
+        for i, e in by_id.items()
+    ]
+    if not items and not problems:
+        problems.append(Problem("no rows after the header", path))
+    return items, problems
+
+
+def _check_items(items: list[GoldItem], path: Path, labels: Sequence[str]) -> list[Problem]:
+    allowed = set(labels)
+    problems: list[Problem] = []
+    first_line: dict[str, int] = {}
+    for item in items:
+        if item.id in first_line:
+            problems.append(
+                Problem(
+                    f"duplicate id {item.id!r} (first on line {first_line[item.id]})",
+                    path,
+                    item.line,
+                )
+            )
+        else:
+            first_line[item.id] = item.line
+        if not item.annotations:
+            problems.append(Problem(f"item {item.id!r} has no annotations", path, item.line))
+        bad = sorted({v for v in item.annotations.values() if v not in allowed})
+        if bad:
+            problems.append(Problem(f"item {item.id!r}: unknown labels {bad}", path, item.line))
+        if item.gold is not None and item.gold not in allowed:
+            problems.append(
+                Problem(f"item {item.id!r}: gold {item.gold!r} is not a label", path, item.line)
+            )
+    return problems
+
+
+def load_pool(path: Path, labels: Sequence[str]) -> list[GoldItem]:
+    """Few-shot pool: JSONL items with one `label` each (stored as a one-annotator item)."""
+    _, text = read_text_file(path, "few-shot pool")
+    allowed = set(labels)
+    pool: list[GoldItem] = []
+    problems: list[Problem] = []
+    for lineno, line in enumerate(io.StringIO(text), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        try:
+            obj = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            problems.append(Problem(f"invalid JSON: {exc.msg}", path, lineno))
+            continue
+        if not isinstance(obj, dict) or "id" not in obj or "label" not in obj:
+            problems.append(
+                Problem("each line needs an object with 'id' and 'label'", path, lineno)
+            )
+            continue
+        label = _as_label(obj["label"])
+        if label not in allowed:
+            problems.append(Problem(f"label {label!r} is not one of {list(labels)}", path, lineno))
+            continue
+        fields = {k: v for k, v in obj.items() if k not in RESERVED_KEYS | {"label"}}
+        meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
+        pool.append(
+            GoldItem(
+                id=str(obj["id"]),
+                fields=fields,
+                annotations={"pool": label},
+                gold=label,
+                meta={str(k): str(v) for k, v in meta.items()},
+                line=lineno,
+            )
+        )
+    if problems:
+        raise UserError(problems, hint="fix the few-shot pool file")
+    if not pool:
+        raise UserError.at("few-shot pool has no examples", file=path)
+    return pool

@@ -1,0 +1,84 @@
+"""Statistics of prelabel: pure functions from label arrays to numbers (statistics.md).
+
+Labels are integer codes 0..K-1 (``n_classes=K``); -1 = missing rating or failed
+prediction. Ratings matrices are (n_items, n_annotators).
+"""
+
+from .accuracy import (
+    ClassificationMetrics,
+    ClassScores,
+    accuracy_from_confusion,
+    classification_metrics,
+    confusion,
+    macro_f1_from_confusion,
+    metrics_from_confusion,
+    validate_codes,
+)
+from .agreement import (
+    CeilingRow,
+    HumanCeiling,
+    PairKappa,
+    cohen_kappa,
+    fleiss_kappa,
+    gwet_ac1,
+    human_ceiling,
+    item_label_counts,
+    kappa_from_confusion,
+    krippendorff_alpha,
+    label_distribution,
+    majority_vote,
+    median_label,
+    pairwise_kappas,
+    reliability_matrix,
+    soft_labels,
+)
+from .calibration import Bin, brier_top_label, ece, reliability_bins
+from .intervals import (
+    Interval,
+    accuracy_ci,
+    bootstrap_items,
+    bootstrap_table_stat,
+    ece_ci,
+    kappa_ci,
+    macro_f1_ci,
+    paired_difference_ci,
+)
+
+__all__ = [
+    "Bin",
+    "CeilingRow",
+    "ClassScores",
+    "ClassificationMetrics",
+    "HumanCeiling",
+    "Interval",
+    "PairKappa",
+    "accuracy_ci",
+    "accuracy_from_confusion",
+    "bootstrap_items",
+    "bootstrap_table_stat",
+    "brier_top_label",
+    "classification_metrics",
+    "cohen_kappa",
+    "confusion",
+    "ece",
+    "ece_ci",
+    "fleiss_kappa",
+    "gwet_ac1",
+    "human_ceiling",
+    "item_label_counts",
+    "kappa_ci",
+    "kappa_from_confusion",
+    "krippendorff_alpha",
+    "label_distribution",
+    "macro_f1_ci",
+    "macro_f1_from_confusion",
+    "majority_vote",
+    "median_label",
+    "metrics_from_confusion",
+    "paired_difference_ci",
+    "pairwise_kappas",
+    "reliability_bins",
+    "reliability_matrix",
+    "soft_labels",
+    "validate_codes",
+]

@@ -1,0 +1,176 @@
+"""The whole flow, station by station: load -> plan -> call (cached) -> score -> report.
+
+Nothing here computes anything itself; each line is one station. Input is fully validated
+before the run directory is created, so bad input never leaves a half-written run behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.cache import LabelCache
+from harness.config import Experiment, ResolvedExperiment, load_experiment
+from harness.errors import UserError
+from harness.goldset import load_gold_set
+from harness.manifest import build_manifest, new_run_id, now_iso
+from harness.plan import Plan, build_setups, make_plan
+from harness.providers.replay import replay_records
+from harness.records import LabelRecord, RunManifest
+from harness.report import write_reports
+from harness.runner import LabelSink, Runner, RunSettings, RunTotals
+from harness.score import score_run
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    manifest: RunManifest
+    metrics: dict[str, Any] | None
+    totals: RunTotals
+
+
+def prepare(config_path: Path | str) -> Plan:
+    """Load and validate everything; raises UserError. This is `prelabel validate`."""
+    return make_plan(load_experiment(config_path))
+
+
+def run_experiment(
+    config_path: Path | str,
+    *,
+    runs_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    on_record: Callable[[LabelRecord], None] | None = None,
+    settings_override: dict[str, Any] | None = None,
+) -> RunResult:
+    plan = prepare(config_path)
+    exp = plan.resolved.experiment
+    labels = exp.task.label_names
+    replayed = [
+        r
+        for sid, path in plan.replay_files.items()
+        for r in replay_records(sid, path, plan.gold_sets, labels)
+    ]
+
+    runs_dir = Path(runs_dir or exp.run.runs_dir)
+    cache = LabelCache(Path(cache_dir or os.environ.get("PRELABEL_CACHE_DIR") or exp.run.cache_dir))
+    run_id = new_run_id(exp.name)
+    run_dir = runs_dir / run_id
+    run_dir.mkdir(parents=True)
+    manifest = build_manifest(plan, run_id)
+    write_json(run_dir / "manifest.json", manifest.model_dump(mode="json"))
+
+    sink = LabelSink(run_dir / "labels.jsonl")
+    records: list[LabelRecord] = []
+
+    def keep(record: LabelRecord) -> None:
+        sink.write(record)
+        records.append(record)
+        if on_record:
+            on_record(record)
+
+    settings = RunSettings(
+        concurrency=exp.run.concurrency,
+        timeout_s=exp.run.timeout_s,
+        retries=exp.run.retries,
+        budget_usd=exp.run.budget_usd,
+        **(settings_override or {}),
+    )
+    runner = Runner(plan.specs, plan.models, plan.resolved.base, cache, labels, settings, keep)
+    try:
+        for record in replayed:
+            runner.emit(record)
+        totals = asyncio.run(runner.run())
+    except BaseException:
+        manifest.status = "interrupted"
+        manifest.finished_at = now_iso()
+        manifest.totals = _totals(runner.totals)
+        write_json(run_dir / "manifest.json", manifest.model_dump(mode="json"))
+        raise
+    finally:
+        sink.close()
+        cache.close()
+
+    manifest.finished_at = now_iso()
+    manifest.totals = _totals(totals)
+    if totals.stopped:
+        manifest.status = f"stopped: {totals.stopped}"
+        write_json(run_dir / "manifest.json", manifest.model_dump(mode="json"))
+        return RunResult(run_dir, manifest, None, totals)
+    metrics = score_run(
+        plan.gold_sets,
+        plan.setups,
+        records,
+        labels,
+        n_boot=exp.report.bootstrap,
+        seed=exp.report.seed,
+        level=exp.report.level,
+    )
+    metrics["run_id"] = run_id
+    metrics["experiment"] = exp.name
+    manifest.status = "complete"
+    write_json(run_dir / "manifest.json", manifest.model_dump(mode="json"))
+    write_reports(run_dir, manifest, metrics)
+    return RunResult(run_dir, manifest, metrics, totals)
+
+
+def rebuild_report(run_dir: Path) -> dict[str, Any]:
+    """`prelabel report RUN_DIR`: recompute metrics and reports from the run's own files."""
+    from harness.report import load_run
+
+    manifest, records = load_run(run_dir)
+    # Score with the config as it was at run time (stored in the manifest), not as it is now.
+    resolved = ResolvedExperiment(
+        Experiment.model_validate(manifest.config), Path(manifest.config_path), ""
+    )
+    exp = resolved.experiment
+    gold_sets = []
+    for cfg in exp.gold_sets:
+        gold = load_gold_set(cfg, resolved.resolve(cfg.path), exp.task.label_names)
+        if gold.content_hash != manifest.gold_set_hashes.get(cfg.id):
+            raise UserError.at(
+                f"gold set '{cfg.id}' changed since run {manifest.run_id}",
+                file=gold.path,
+                hint="rerun the experiment to score the new gold set",
+            )
+        gold_sets.append(gold)
+    metrics = score_run(
+        gold_sets,
+        build_setups(resolved),
+        records,
+        exp.task.label_names,
+        n_boot=exp.report.bootstrap,
+        seed=exp.report.seed,
+        level=exp.report.level,
+    )
+    metrics["run_id"] = manifest.run_id
+    metrics["experiment"] = exp.name
+    write_reports(run_dir, manifest, metrics)
+    return metrics
+
+
+def _totals(t: RunTotals) -> dict[str, Any]:
+    return {
+        "labels": t.labels,
+        "cached": t.cached,
+        "calls": t.calls,
+        "failures": dict(t.failures),
+        "cost_usd": round(t.cost_usd, 6),
+        "input_tokens": t.input_tokens,
+        "output_tokens": t.output_tokens,
+        "stopped": t.stopped,
+    }
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write atomically (temp file + rename): a reader never sees half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(
+        json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8"
+    )
+    os.replace(tmp, path)

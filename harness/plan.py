@@ -1,0 +1,238 @@
+"""Plan: load everything a run needs, expand setups x items x samples into call specs.
+
+Everything that can be wrong with the input is found here, before any model is called and
+before anything is written: `prelabel validate` is exactly this station.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.config import ModelConfig, PromptConfig, ResolvedExperiment
+from harness.errors import Problem, UserError
+from harness.goldset import load_gold_set, load_pool, read_text_file
+from harness.prompts import FewShotSelector, PromptTemplate, load_template, pool_overlap, render
+from harness.records import CallSpec, GoldSet, Setup
+
+# Params that change how a call is made, not what it answers: never part of a cache key.
+NON_OUTPUT_PARAMS = frozenset(
+    {
+        "timeout",
+        "request_timeout",
+        "num_retries",
+        "max_retries",
+        "stream",
+        "metadata",
+        "user",
+        "api_key",
+        "api_base",
+        "base_url",
+        "extra_headers",
+        "headers",
+        "mock_response",
+        "n_threads",
+    }
+)
+LOCAL_DEFAULT_MAX_TOKENS = 24
+CHARS_PER_TOKEN = 4  # rough, for the pre-run estimate only; real counts come from providers
+
+
+@dataclass
+class Plan:
+    resolved: ResolvedExperiment
+    gold_sets: list[GoldSet]
+    setups: list[Setup]
+    specs: list[CallSpec]
+    templates: dict[str, PromptTemplate] = field(default_factory=dict)
+    replay_files: dict[str, Path] = field(default_factory=dict)  # setup id -> labels file
+
+    @property
+    def models(self) -> dict[str, ModelConfig]:
+        return {m.id: m for m in self.resolved.experiment.models}
+
+
+def build_setups(resolved: ResolvedExperiment) -> list[Setup]:
+    exp = resolved.experiment
+    models = {m.id: m for m in exp.models}
+    pairs: list[tuple[str | None, str]] = []
+    if exp.setups:
+        pairs = [(s.prompt, s.model) for s in exp.setups]
+    else:
+        for m in exp.models:
+            if m.provider == "replay":
+                pairs.append((None, m.id))
+            else:
+                pairs.extend((p.id, m.id) for p in exp.prompts)
+    setups = []
+    for prompt_id, model_id in pairs:
+        if models[model_id].provider == "replay":
+            setups.append(Setup(id=model_id, prompt_id=None, model_id=model_id))
+        elif prompt_id is None:
+            raise UserError.at(
+                f"setup with model '{model_id}' needs a prompt", file=resolved.path, key="setups"
+            )
+        else:
+            setups.append(
+                Setup(id=f"{prompt_id}@{model_id}", prompt_id=prompt_id, model_id=model_id)
+            )
+    seen = [s.id for s in setups]
+    dupes = sorted({s for s in seen if seen.count(s) > 1})
+    if dupes:
+        raise UserError.at(f"setups repeat {dupes}", file=resolved.path, key="setups")
+    return setups
+
+
+def make_plan(resolved: ResolvedExperiment) -> Plan:
+    exp = resolved.experiment
+    labels = exp.task.label_names
+    gold_sets = [load_gold_set(g, resolved.resolve(g.path), labels) for g in exp.gold_sets]
+    guidelines = _guidelines(resolved)
+    setups = build_setups(resolved)
+    templates = {p.id: load_template(resolved.resolve(p.template)) for p in exp.prompts}
+    selectors = {p.id: _selector(resolved, p, gold_sets) for p in exp.prompts if p.few_shot}
+    models = {m.id: m for m in exp.models}
+    label_specs = [lab.model_dump() for lab in exp.task.labels]
+    task = {"type": exp.task.type, "name": exp.task.name}
+
+    specs: list[CallSpec] = []
+    replay_files: dict[str, Path] = {}
+    for setup in setups:
+        model = models[setup.model_id]
+        if model.provider == "replay":
+            path = resolved.resolve(model.model.removeprefix("replay/"))
+            read_text_file(path, "replay labels file")  # exists, UTF-8, not empty
+            replay_files[setup.id] = path
+            continue
+        _check_model(resolved, model)
+        template = templates[setup.prompt_id]
+        params = output_params(model)
+        schema = response_schema(labels) if wants_schema(model) else None
+        top = model.top_logprobs if wants_logprobs(model) else None
+        selector = selectors.get(setup.prompt_id)
+        for gold in gold_sets:
+            for item in gold.items:
+                examples = selector.select(item) if selector else []
+                messages = render(
+                    template,
+                    item,
+                    labels=label_specs,
+                    guidelines=guidelines,
+                    examples=examples,
+                    task=task,
+                )
+                for sample in range(exp.run.samples):
+                    key = cache_key(model, messages, params, schema, top, sample)
+                    specs.append(
+                        CallSpec(
+                            setup.id,
+                            gold.id,
+                            item.id,
+                            sample,
+                            model.id,
+                            model.model,
+                            messages,
+                            params,
+                            schema,
+                            top,
+                            key,
+                        )
+                    )
+    return Plan(resolved, gold_sets, setups, specs, templates, replay_files)
+
+
+def _guidelines(resolved: ResolvedExperiment) -> str:
+    task = resolved.experiment.task
+    if task.guidelines_file:
+        return read_text_file(resolved.resolve(task.guidelines_file), "guidelines file")[1]
+    return task.guidelines or ""
+
+
+def _selector(
+    resolved: ResolvedExperiment, prompt: PromptConfig, gold_sets: list[GoldSet]
+) -> FewShotSelector:
+    fs = prompt.few_shot
+    assert fs is not None
+    labels = resolved.experiment.task.label_names
+    pool_path = resolved.resolve(fs.pool)
+    pool = load_pool(pool_path, labels)
+    clashes = [(p, g, gs.id) for gs in gold_sets for p, g in pool_overlap(pool, gs.items)]
+    if clashes:
+        problems = [
+            Problem(f"pool example {p!r} is gold item {g!r} of gold set '{gs}'", pool_path)
+            for p, g, gs in clashes
+        ]
+        raise UserError(
+            problems,
+            hint="few-shot examples must never be gold items: "
+            "remove them from the pool (or from the gold set)",
+        )
+    return FewShotSelector(pool, fs.k, fs.strategy, fs.seed, labels)
+
+
+def _check_model(resolved: ResolvedExperiment, model: ModelConfig) -> None:
+    if model.provider == "local":
+        from harness.providers.local import resolve_gguf
+
+        resolve_gguf(model.model, resolved.base)  # raises UserError if missing
+
+
+def wants_schema(model: ModelConfig) -> bool:
+    # `auto` constrains the local model (a llama.cpp grammar always works) but not remote
+    # models, whose servers differ in support; the parser handles free text robustly.
+    if model.structured_output == "auto":
+        return model.provider == "local"
+    return model.structured_output == "json_schema"
+
+
+def wants_logprobs(model: ModelConfig) -> bool:
+    return model.logprobs if model.logprobs is not None else model.provider == "local"
+
+
+def output_params(model: ModelConfig) -> dict[str, Any]:
+    params = {k: v for k, v in model.params.items() if k not in NON_OUTPUT_PARAMS}
+    params.setdefault("temperature", 0.0)
+    if model.provider == "local":
+        params.setdefault("max_tokens", LOCAL_DEFAULT_MAX_TOKENS)
+    return params
+
+
+def response_schema(labels: list[str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"label": {"type": "string", "enum": list(labels)}},
+        "required": ["label"],
+        "additionalProperties": False,
+    }
+
+
+def cache_key(
+    model: ModelConfig,
+    messages: Any,
+    params: Mapping[str, Any],
+    schema: Any,
+    top_logprobs: int | None,
+    sample: int,
+) -> str:
+    """sha256 of canonical JSON of everything that determines the output, and nothing else."""
+    payload = {
+        "model": model.model,
+        "api_base": model.api_base,  # the same name on another server may be another model
+        "messages": list(messages),
+        "params": dict(params),
+        "response_schema": schema,
+        "top_logprobs": top_logprobs,
+        "sample": sample,
+    }
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def estimate_tokens(spec: CallSpec) -> tuple[int, int]:
+    """Rough (input, output) tokens of a call, for the estimate printed before a run."""
+    chars = sum(len(m["content"]) for m in spec.messages)
+    return chars // CHARS_PER_TOKEN + 4 * len(spec.messages), int(spec.params.get("max_tokens", 16))

@@ -1,0 +1,203 @@
+"""Any litellm model: OpenAI, Anthropic, Gemini, OpenAI-compatible servers via `api_base`...
+
+litellm is imported here only, and only when a call is not in the cache. Its own retries
+are switched off: the runner retries (with backoff that honours Retry-After), so one place
+counts attempts and a budget is never overshot by hidden retries.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from harness.config import ModelConfig
+from harness.errors import UserError
+from harness.providers import ProviderError
+from harness.records import CallSpec, ProviderReply, TokenLogprobRecord
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch prices at import
+
+
+def _litellm() -> Any:
+    import litellm
+
+    litellm.suppress_debug_info = True
+    litellm.telemetry = False
+    return litellm
+
+
+class LiteLLMProvider:
+    def __init__(self, model: ModelConfig):
+        self.config = model
+        self.litellm = _litellm()
+        self.api_key = self._api_key()
+
+    def _api_key(self) -> str | None:
+        cfg = self.config
+        if cfg.api_key_env:
+            key = os.environ.get(cfg.api_key_env)
+            if not key:
+                raise UserError.at(
+                    f"model '{cfg.id}' needs an API key in ${cfg.api_key_env}, which is not set",
+                    key=f"models.{cfg.id}.api_key_env",
+                    hint=f"export {cfg.api_key_env}=... (keys never go in the config)",
+                )
+            return key
+        if cfg.api_base:
+            return "sk-no-key"  # OpenAI-compatible local servers accept any key
+        check = self.litellm.validate_environment(model=cfg.model)
+        missing = check.get("missing_keys") or []
+        if missing:
+            raise UserError.at(
+                f"model '{cfg.id}' ({cfg.model}) needs {', '.join(missing)} in the environment",
+                key=f"models.{cfg.id}",
+                hint=f"export {missing[0]}=... or set api_key_env",
+            )
+        return None
+
+    async def complete(self, spec: CallSpec, timeout_s: float) -> ProviderReply:
+        cfg = self.config
+        kwargs: dict[str, Any] = dict(spec.params)
+        if spec.response_schema is not None:
+            kwargs["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "label",
+                    "schema": dict(spec.response_schema),
+                    "strict": True,
+                },
+            }
+        if spec.top_logprobs:
+            kwargs.update(logprobs=True, top_logprobs=spec.top_logprobs)
+        if cfg.api_base:
+            kwargs["api_base"] = cfg.api_base
+        if self.api_key:
+            kwargs["api_key"] = self.api_key
+        start = time.perf_counter()
+        try:
+            resp = await self.litellm.acompletion(
+                model=cfg.model,
+                messages=[dict(m) for m in spec.messages],
+                timeout=timeout_s,
+                num_retries=0,
+                max_retries=0,
+                **kwargs,
+            )
+        except Exception as exc:  # litellm maps every provider's errors onto its own classes
+            raise classify(exc, self.litellm) from None
+        latency = time.perf_counter() - start
+        try:
+            choice = resp.choices[0]
+            content = choice.message.content
+        except (AttributeError, IndexError) as exc:
+            raise ProviderError("bad_response", f"no choices in response: {exc}", True) from None
+        usage = getattr(resp, "usage", None)
+        return ProviderReply(
+            content=content,
+            token_logprobs=_token_logprobs(getattr(choice, "logprobs", None)),
+            input_tokens=getattr(usage, "prompt_tokens", None),
+            output_tokens=getattr(usage, "completion_tokens", None),
+            cost_usd=self._cost(resp, usage),
+            provider_model=getattr(resp, "model", None),
+            latency_s=latency,
+        )
+
+    def _cost(self, resp: Any, usage: Any) -> float | None:
+        cfg = self.config
+        if cfg.input_cost_per_mtok is not None or cfg.output_cost_per_mtok is not None:
+            tin = getattr(usage, "prompt_tokens", 0) or 0
+            tout = getattr(usage, "completion_tokens", 0) or 0
+            return (
+                tin * (cfg.input_cost_per_mtok or 0) + tout * (cfg.output_cost_per_mtok or 0)
+            ) / 1e6
+        try:
+            return float(self.litellm.completion_cost(completion_response=resp))
+        except Exception:  # unknown model in the price map: cost unknown, not zero
+            return None
+
+
+def classify(exc: Exception, litellm: Any) -> ProviderError:
+    """Map a litellm exception to a failure kind, retryability and Retry-After."""
+    detail = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+    status = getattr(exc, "status_code", None)
+    if isinstance(exc, litellm.AuthenticationError) or status in (401, 403):
+        return ProviderError("auth", detail, retryable=False, fatal=True)
+    if isinstance(exc, litellm.RateLimitError) or status == 429:
+        return ProviderError("rate_limited", detail, True, retry_after(exc))
+    if isinstance(exc, litellm.Timeout):
+        return ProviderError("timeout", detail, True)
+    if isinstance(exc, litellm.NotFoundError) or status == 404:
+        return ProviderError("not_found", detail, retryable=False, fatal=True)
+    if isinstance(exc, litellm.ContextWindowExceededError):
+        return ProviderError("context_window", detail, retryable=False)
+    if isinstance(exc, litellm.BadRequestError) or status in (400, 422):
+        return ProviderError("bad_request", detail, retryable=False)
+    # litellm reports a malformed body and a dropped connection as a 500 too; only the
+    # message tells them apart (checked against litellm 1.110 in tests/test_fake_openai.py).
+    if "Connection error" in detail:
+        return ProviderError("connection", detail, True)
+    if any(s in detail for s in ("Expecting value", "Empty or invalid response", "'choices'")):
+        return ProviderError("bad_response", detail, True)
+    if isinstance(status, int) and status >= 500:
+        return ProviderError(f"http_{status}", detail, True, retry_after(exc))
+    if isinstance(exc, litellm.APIConnectionError):
+        return ProviderError("connection", detail, True)
+    return ProviderError("provider_error", f"{type(exc).__name__}: {detail}", True)
+
+
+def retry_after(exc: Exception) -> float | None:
+    """Seconds from a Retry-After header, wherever litellm put the response headers."""
+    for headers in (
+        getattr(getattr(exc, "response", None), "headers", None),
+        getattr(exc, "litellm_response_headers", None),
+        getattr(exc, "headers", None),
+    ):
+        if not headers:
+            continue
+        try:
+            value = headers.get("retry-after") or headers.get("Retry-After")
+        except AttributeError:
+            continue
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            from email.utils import parsedate_to_datetime
+
+            try:
+                return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def _token_logprobs(logprobs: Any) -> list[TokenLogprobRecord] | None:
+    if logprobs is None:
+        return None
+    content = (
+        logprobs.get("content")
+        if isinstance(logprobs, dict)
+        else getattr(logprobs, "content", None)
+    )
+    if not content:
+        return None
+    out = []
+    for t in content:
+        get = t.get if isinstance(t, dict) else lambda k, t=t: getattr(t, k, None)
+        tops = get("top_logprobs") or []
+        out.append(
+            TokenLogprobRecord(
+                str(get("token")),
+                float(get("logprob")),
+                tuple(
+                    (
+                        str(a["token"] if isinstance(a, dict) else a.token),
+                        float(a["logprob"] if isinstance(a, dict) else a.logprob),
+                    )
+                    for a in tops
+                ),
+            )
+        )
+    return out

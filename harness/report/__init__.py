@@ -1,0 +1,50 @@
+"""Reports: metrics.json (machine-readable, schema in harness/schemas) and report.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.errors import Problem, UserError
+from harness.records import LabelRecord, RunManifest
+from harness.report.markdown import render_markdown
+
+
+def write_reports(run_dir: Path, manifest: RunManifest, metrics: dict[str, Any]) -> None:
+    from harness.pipeline import write_json
+
+    write_json(run_dir / "metrics.json", metrics)
+    text = render_markdown(manifest, metrics)
+    tmp = run_dir / "report.md.tmp"
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(run_dir / "report.md")
+
+
+def load_run(run_dir: Path) -> tuple[RunManifest, list[LabelRecord]]:
+    """Read a run directory back; a torn last line (a killed run) is skipped, not fatal."""
+    manifest_path = run_dir / "manifest.json"
+    if not manifest_path.is_file():
+        raise UserError.at(
+            "not a run directory (no manifest.json)",
+            file=run_dir,
+            hint="pass a folder under runs/ written by `prelabel run`",
+        )
+    manifest = RunManifest.model_validate_json(manifest_path.read_text(encoding="utf-8"))
+    records: list[LabelRecord] = []
+    problems: list[Problem] = []
+    labels_path = run_dir / "labels.jsonl"
+    lines = labels_path.read_text(encoding="utf-8").splitlines() if labels_path.exists() else []
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(LabelRecord.model_validate_json(line))
+        except ValueError as exc:
+            if lineno == len(lines):
+                continue  # the line a kill interrupted
+            problems.append(
+                Problem(f"unreadable label record: {str(exc).splitlines()[0]}", labels_path, lineno)
+            )
+    if problems:
+        raise UserError(problems, hint="labels.jsonl was edited or corrupted")
+    return manifest, records

@@ -1,0 +1,248 @@
+"""report.md: for people and pull-request comments. Every number carries its n, and an
+interval where it is an estimate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.records import RunManifest
+
+
+def fmt(x: float | None, digits: int = 3) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def fmt_iv(iv: dict[str, Any] | None, digits: int = 3) -> str:
+    if not iv or iv.get("estimate") is None:
+        return "–"
+    low, high = iv.get("low"), iv.get("high")
+    span = f" [{fmt(low, digits)}, {fmt(high, digits)}]" if low is not None else ""
+    return f"{fmt(iv['estimate'], digits)}{span}"
+
+
+def kappa_band(k: float | None) -> str:
+    """Landis & Koch (1977): a convention to read kappa by, not a truth."""
+    if k is None:
+        return ""
+    for bound, name in (
+        (0.0, "poor"),
+        (0.2, "slight"),
+        (0.4, "fair"),
+        (0.6, "moderate"),
+        (0.8, "substantial"),
+    ):
+        if k <= bound:
+            return name
+    return "almost perfect"
+
+
+def alpha_band(a: float | None) -> str:
+    """Krippendorff's cut-offs: >= 0.800 reliable, >= 0.667 tentative conclusions."""
+    if a is None:
+        return ""
+    return "reliable" if a >= 0.8 else "tentative" if a >= 0.667 else "unreliable"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(manifest: RunManifest, metrics: dict[str, Any]) -> str:
+    level = round(metrics["bootstrap"]["level"] * 100)
+    t = manifest.totals
+    out = [
+        f"# prelabel report: {metrics.get('experiment', '')}",
+        "",
+        f"Run `{manifest.run_id}` ({manifest.status}), config `{manifest.config_path}` "
+        f"(hash {manifest.config_hash[:12]}), git {(manifest.git_commit or 'n/a')[:10]}"
+        f"{' (dirty)' if manifest.git_dirty else ''}; {manifest.started_at} to "
+        f"{manifest.finished_at}.",
+        f"Labels: {t.get('labels', 0)} ({t.get('cached', 0)} from cache), calls made: "
+        f"{t.get('calls', 0)}, spend this run: ${t.get('cost_usd', 0):.4f}.",
+        f"Intervals: {level}% bootstrap percentile over items, "
+        f"{metrics['bootstrap']['n_boot']} replicates, seed {metrics['bootstrap']['seed']}.",
+    ]
+    for gs in metrics["gold_sets"]:
+        out += _gold_set(gs, level)
+    return "\n".join(out) + "\n"
+
+
+def _gold_set(gs: dict[str, Any], level: int) -> list[str]:
+    h = gs["humans"]
+    out = [
+        "",
+        f"## Gold set `{gs['id']}`: {h['n_items']} items, {h['n_annotators']} annotators",
+        "",
+    ]
+    out += [
+        "### Leaderboard",
+        "",
+        f"Sorted by Cohen's kappa against the human reference label ({level}% intervals). "
+        "The ceiling column is the setup's kappa divided by a typical annotator's kappa "
+        "against the others (leave-one-annotator-out): 1.0 means as close to the crowd as "
+        "one of its members.",
+        "",
+    ]
+    rows = []
+    setups = sorted(gs["setups"], key=lambda b: -(b["kappa"]["estimate"] or -9))
+    for rank, b in enumerate(setups, start=1):
+        cal = b["calibration"]
+        usage = b["usage"]
+        rows.append(
+            [
+                str(rank),
+                f"`{b['setup']}`",
+                str(b["n_items"]),
+                fmt_iv(b["kappa"]),
+                fmt_iv(b["accuracy"]),
+                fmt_iv(b["macro_f1"]),
+                f"{fmt(b['coverage']['value'])} ({b['coverage']['answered']}/{b['coverage']['n']})",
+                fmt(b["human_ceiling"]["ratio_kappa"], 2),
+                fmt_iv(cal["ece"]) + f" (n={cal['n']})" if cal else "–",
+                fmt(usage["cost_usd_per_item"], 5)
+                if usage["cost_usd_per_item"] is not None
+                else "unknown",
+                fmt(usage["latency_s"]["p50"], 2),
+            ]
+        )
+    base = gs["baseline"]
+    rows.append(
+        [
+            "–",
+            f"*{base['setup']}* (`{base['label']}`)",
+            str(base["n_items"]),
+            fmt(0.0),
+            fmt_iv(base["accuracy"]),
+            fmt_iv(base["macro_f1"]),
+            "1.000",
+            "–",
+            "–",
+            "0",
+            "–",
+        ]
+    )
+    out.append(
+        table(
+            [
+                "#",
+                "setup",
+                "n",
+                "kappa",
+                "accuracy",
+                "macro-F1",
+                "coverage",
+                "kappa / ceiling",
+                "ECE",
+                "$ / item",
+                "p50 s",
+            ],
+            rows,
+        )
+    )
+    out += ["", "### Human agreement", ""]
+    alpha = h["krippendorff_alpha"]["value"]
+    fleiss = h["fleiss_kappa"]
+    out += [
+        f"- Krippendorff's alpha (nominal): {fmt(alpha)} ({alpha_band(alpha)}; "
+        f"n={h['krippendorff_alpha']['n_items']} items with >= 2 ratings)",
+        f"- Fleiss' kappa: {fmt(fleiss['value'])} ({kappa_band(fleiss['value'])}; "
+        f"n={fleiss['n_items']})"
+        if fleiss["value"] is not None
+        else f"- Fleiss' kappa: {fleiss['note']}",
+        f"- Gwet's AC1: {fmt(h['gwet_ac1']['value'])} (n={h['gwet_ac1']['n_items']})",
+        f"- Ratings per item: {h['ratings_per_item']['min']}-{h['ratings_per_item']['max']} "
+        f"(mean {fmt(h['ratings_per_item']['mean'], 2)})",
+        f"- Reference label: {h['reference']['tie_rule']}; items without a majority: "
+        f"{h['reference']['n_no_majority']} of {h['reference']['n_items']}",
+        "",
+        table(
+            ["annotator pair", "n", "Cohen's kappa"],
+            [
+                [f"{p['a']} / {p['b']}", str(p["n"]), f"{fmt(p['kappa'])} {kappa_band(p['kappa'])}"]
+                for p in h["pairwise_kappa"]
+            ],
+        ),
+        "",
+        table(
+            ["label", "all human ratings", "reference"],
+            [
+                [label, str(n), str(h["reference_distribution"][label])]
+                for label, n in h["label_distribution"].items()
+            ],
+        ),
+    ]
+    for b in setups:
+        out += _setup(b)
+    return out
+
+
+def _setup(b: dict[str, Any]) -> list[str]:
+    c = b["human_ceiling"]
+    out = [
+        "",
+        f"### Setup `{b['setup']}`",
+        "",
+        f"- Accuracy: {fmt_iv(b['accuracy'])} end-to-end (failures count as wrong, "
+        f"n={b['accuracy']['n']}); {fmt_iv(b['accuracy_answered'])} on answered items "
+        f"(n={b['accuracy_answered']['n']})",
+        f"- Macro-F1: {fmt_iv(b['macro_f1'])} end-to-end; "
+        f"{fmt_iv(b['macro_f1_answered'])} answered",
+        f"- Cohen's kappa vs reference: {fmt_iv(b['kappa'])} "
+        f"({kappa_band(b['kappa']['estimate'])}); "
+        f"mean kappa vs each annotator: {fmt(b['mean_kappa_vs_annotators']['value'])} "
+        f"(n={b['mean_kappa_vs_annotators']['n_annotators']} annotators)",
+        f"- Human ceiling (leave-one-annotator-out, n={c['n_pairs']} annotator-item pairs): "
+        f"humans kappa {fmt(c['human_kappa'])}, LLM {fmt(c['llm_kappa'])}, ratio "
+        f"{fmt(c['ratio_kappa'], 2)}; accuracy humans {fmt(c['human_accuracy'])}, "
+        f"LLM {fmt(c['llm_accuracy'])}, ratio {fmt(c['ratio_accuracy'], 2)}",
+        f"- Krippendorff's alpha, humans: {fmt(b['alpha']['humans'])}; humans + this LLM as "
+        f"one more coder: {fmt(b['alpha']['humans_plus_llm'])}"
+        + (
+            " (adding the LLM lowers agreement)"
+            if (b["alpha"]["humans_plus_llm"] or 0) < (b["alpha"]["humans"] or 0)
+            else ""
+        ),
+        f"- Failures: {', '.join(f'{k}: {v}' for k, v in b['failures'].items()) or 'none'} "
+        f"(of {b['n_items']} items)",
+    ]
+    cal = b["calibration"]
+    if cal:
+        out.append(
+            f"- Calibration (n={cal['n']}, sources {cal['sources']}): ECE {fmt_iv(cal['ece'])} "
+            f"(equal-mass {fmt(cal['ece_equal_mass'])}), Brier {fmt(cal['brier'])}, "
+            f"mean confidence {fmt(cal['mean_confidence'])} vs accuracy {fmt(cal['accuracy'])}"
+        )
+    else:
+        out.append("- Calibration: no confidences for this setup")
+    u = b["usage"]
+    cost = u["cost_usd_this_run"]
+    out.append(
+        f"- Usage: {u['n_records']} labels, {u['cache_hits']} from cache, "
+        f"{u['input_tokens']} input / {u['output_tokens']} output tokens, cost this run "
+        f"{'unknown' if cost is None else f'${cost:.4f}'}, latency p50 "
+        f"{fmt(u['latency_s']['p50'], 2)} s / p95 {fmt(u['latency_s']['p95'], 2)} s "
+        f"(n={u['latency_s']['n']})"
+    )
+    out += [
+        "",
+        table(
+            ["label", "precision", "recall", "F1", "support"],
+            [
+                [p["label"], fmt(p["precision"]), fmt(p["recall"]), fmt(p["f1"]), str(p["support"])]
+                for p in b["per_class"]
+            ],
+        ),
+    ]
+    conf = b["confusion"]
+    out += [
+        "",
+        "Confusion (rows: reference, columns: setup):",
+        "",
+        table(
+            ["", *conf["columns"]],
+            [[r, *map(str, row)] for r, row in zip(conf["rows"], conf["matrix"], strict=True)],
+        ),
+    ]
+    return out

@@ -1,0 +1,285 @@
+"""Call: run every call spec through the cache or a provider, concurrently, never paying twice.
+
+- Cached replies are served first, without a provider (so without importing litellm).
+- Uncached calls run under a semaphore (`run.concurrency`), with retries and exponential
+  backoff with jitter (tenacity) that honour Retry-After, and a timeout per call.
+- A reply is stored in the cache the moment it arrives, before it is parsed or written
+  anywhere else: a kill after that point loses nothing that was paid for.
+- Every spec ends as exactly one `LabelRecord` appended to labels.jsonl: a label or a
+  failure with its reason. A failure never stops the run; a fatal provider error
+  (bad key, unknown model) does, since every further call would fail the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from harness.cache import LabelCache
+from harness.config import ModelConfig
+from harness.errors import UserError
+from harness.parsing import TokenLogprob, label_probabilities, parse_label
+from harness.providers import Provider, ProviderError, make_provider
+from harness.records import CallSpec, LabelRecord, ProviderReply
+
+RETRY_AFTER_CAP_S = 120.0
+
+
+@dataclass
+class RunSettings:
+    concurrency: int = 8
+    timeout_s: float = 60.0
+    retries: int = 4
+    budget_usd: float | None = None
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 30.0
+
+
+@dataclass
+class RunTotals:
+    calls: int = 0  # requests sent, retries included
+    labels: int = 0
+    cached: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    cost_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    stopped: str | None = None  # "budget" if the budget stopped the run
+
+    def count(self, record: LabelRecord) -> None:
+        self.labels += 1
+        self.cached += record.cached
+        if record.failure:
+            self.failures[record.failure] = self.failures.get(record.failure, 0) + 1
+        if not record.cached:
+            self.cost_usd += record.cost_usd or 0.0
+            self.input_tokens += record.input_tokens or 0
+            self.output_tokens += record.output_tokens or 0
+
+
+class LabelSink:
+    """labels.jsonl, appended one whole line at a time and flushed as results arrive."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._file = path.open("a", encoding="utf-8")
+
+    def write(self, record: LabelRecord) -> None:
+        self._file.write(record.model_dump_json(exclude_none=True) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def to_record(
+    spec: CallSpec,
+    reply: ProviderReply,
+    labels: Sequence[str],
+    *,
+    cached: bool,
+    attempts: int,
+    started: float,
+) -> LabelRecord:
+    """Parse a reply into a label record; confidence from log-probs, else verbalized."""
+    parsed = parse_label(reply.content, labels)
+    probs = None
+    if reply.token_logprobs and parsed.label is not None:
+        tokens = [TokenLogprob(t.token, t.logprob, t.top) for t in reply.token_logprobs]
+        probs = label_probabilities(tokens, labels, parsed.label)
+    confidence, source = None, None
+    if probs and parsed.label in probs:
+        confidence, source = probs[parsed.label], "logprobs"
+    elif parsed.confidence is not None and parsed.label is not None:
+        confidence, source = parsed.confidence, "verbalized"
+    return LabelRecord(
+        setup=spec.setup_id,
+        gold_set=spec.gold_set_id,
+        item=spec.item_id,
+        sample=spec.sample,
+        label=parsed.label,
+        failure=parsed.failure,
+        failure_detail=parsed.detail,
+        parse_method=parsed.method,
+        confidence=confidence,
+        confidence_source=source,
+        label_probs=probs,
+        raw=reply.content,
+        input_tokens=reply.input_tokens,
+        output_tokens=reply.output_tokens,
+        cost_usd=0.0 if cached else reply.cost_usd,
+        latency_s=reply.latency_s,
+        cached=cached,
+        attempts=attempts,
+        started_at=started,
+        finished_at=time.time(),
+        provider_model=reply.provider_model,
+        cache_key=spec.cache_key,
+    )
+
+
+def failure_record(
+    spec: CallSpec, error: ProviderError, attempts: int, started: float
+) -> LabelRecord:
+    return LabelRecord(
+        setup=spec.setup_id,
+        gold_set=spec.gold_set_id,
+        item=spec.item_id,
+        sample=spec.sample,
+        failure=error.kind,
+        failure_detail=error.detail,
+        attempts=attempts,
+        started_at=started,
+        finished_at=time.time(),
+        cache_key=spec.cache_key,
+    )
+
+
+class Runner:
+    def __init__(
+        self,
+        specs: Sequence[CallSpec],
+        models: dict[str, ModelConfig],
+        base: Path,
+        cache: LabelCache,
+        labels: Sequence[str],
+        settings: RunSettings,
+        on_record: Callable[[LabelRecord], None],
+        providers: dict[str, Provider] | None = None,
+    ):
+        self.specs = specs
+        self.models = models
+        self.base = base
+        self.cache = cache
+        self.labels = list(labels)
+        self.settings = settings
+        self.on_record = on_record
+        self.providers: dict[str, Provider] = dict(providers or {})
+        self.totals = RunTotals()
+        self._inflight: dict[str, asyncio.Future[ProviderReply]] = {}
+        self._fatal: UserError | None = None
+
+    def emit(self, record: LabelRecord) -> None:
+        self.totals.count(record)
+        self.on_record(record)
+
+    async def run(self) -> RunTotals:
+        pending: list[CallSpec] = []
+        for spec in self.specs:  # cached first: no provider, no network, no litellm import
+            started = time.time()
+            reply = self.cache.get(spec.cache_key)
+            if reply is None:
+                pending.append(spec)
+            else:
+                self.emit(
+                    to_record(spec, reply, self.labels, cached=True, attempts=0, started=started)
+                )
+        if pending:
+            for model_id in dict.fromkeys(s.model_id for s in pending):
+                if model_id not in self.providers:
+                    self.providers[model_id] = make_provider(self.models[model_id], self.base)
+            semaphore = asyncio.Semaphore(self.settings.concurrency)
+            await asyncio.gather(*(self._one(spec, semaphore) for spec in pending))
+        if self._fatal:
+            raise self._fatal
+        return self.totals
+
+    def _over_budget(self) -> bool:
+        budget = self.settings.budget_usd
+        return budget is not None and self.totals.cost_usd >= budget
+
+    async def _one(self, spec: CallSpec, semaphore: asyncio.Semaphore) -> None:
+        async with semaphore:
+            if self._fatal or self._over_budget():
+                if self._over_budget():
+                    self.totals.stopped = "budget"
+                return  # not called, not recorded: the next run picks it up
+            started = time.time()
+            # Two specs with one key (the same prompt in two setups) share one call.
+            if spec.cache_key in self._inflight:
+                try:
+                    reply = await asyncio.shield(self._inflight[spec.cache_key])
+                except ProviderError as error:
+                    self.emit(failure_record(spec, error, 0, started))
+                    return
+                self.emit(
+                    to_record(spec, reply, self.labels, cached=True, attempts=0, started=started)
+                )
+                return
+            future: asyncio.Future[ProviderReply] = asyncio.get_running_loop().create_future()
+            self._inflight[spec.cache_key] = future
+            try:
+                reply, attempts = await self._call_with_retries(spec)
+            except ProviderError as error:
+                future.set_exception(error)
+                future.exception()  # mark retrieved: sharing specs may not exist
+                if error.fatal:
+                    self._fatal = self._fatal or UserError.at(
+                        f"model '{spec.model_id}' failed: {error}",
+                        key=f"models.{spec.model_id}",
+                        hint="check the model name, api_base and the API key variable",
+                    )
+                self.emit(failure_record(spec, error, error.attempts, started))
+                return
+            finally:
+                self._inflight.pop(spec.cache_key, None)
+            # Store before anything else: from here on the label can never be lost.
+            self.cache.set(spec.cache_key, reply)
+            future.set_result(reply)
+            self.emit(
+                to_record(
+                    spec, reply, self.labels, cached=False, attempts=attempts, started=started
+                )
+            )
+
+    async def _call_with_retries(self, spec: CallSpec) -> tuple[ProviderReply, int]:
+        provider = self.providers[spec.model_id]
+        s = self.settings
+        attempts = 0
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(s.retries + 1),
+            wait=self._wait,
+            retry=retry_if_exception(lambda e: isinstance(e, ProviderError) and e.retryable),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    self.totals.calls += 1
+                    reply = await self._call_once(provider, spec)
+        except ProviderError as error:
+            error.attempts = attempts
+            raise
+        return reply, attempts
+
+    async def _call_once(self, provider: Provider, spec: CallSpec) -> ProviderReply:
+        try:
+            reply = await asyncio.wait_for(
+                provider.complete(spec, self.settings.timeout_s),
+                timeout=self.settings.timeout_s * 1.5 + 1,
+            )
+        except asyncio.TimeoutError:
+            raise ProviderError(
+                "timeout", f"no answer within {self.settings.timeout_s}s", retryable=True
+            ) from None
+        if reply.content is None or not reply.content.strip():
+            # Not retried here (a model that answers nothing at temperature 0 will again),
+            # and not cached: the next run asks again.
+            raise ProviderError("empty_response", "the model returned no text", retryable=False)
+        return reply
+
+    def _wait(self, state: RetryCallState) -> float:
+        import random
+
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, ProviderError) and exc.retry_after_s is not None:
+            return min(exc.retry_after_s, RETRY_AFTER_CAP_S)
+        s = self.settings
+        base = min(s.backoff_max_s, s.backoff_initial_s * 2 ** (state.attempt_number - 1))
+        return base * (0.5 + random.random() / 2)  # "equal jitter": spreads retries out

@@ -1,0 +1,371 @@
+"""Score: label records + gold sets -> every number of the report (the metrics.json dict).
+
+The statistics are pure functions in `harness.metrics`; this station only codes labels as
+integers, aggregates samples per item, and lays the results out with the n behind each
+number and an interval wherever it is an estimate.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from harness import metrics as m
+from harness.records import GoldSet, LabelRecord, Setup
+
+SCHEMA_VERSION = 1
+TIE_RULE = (
+    "majority vote; a tie goes to the adjudicated gold label when the item has one "
+    "and it is among the tied labels, else to the tied label listed first in the task"
+)
+
+
+def interval(iv: m.Interval) -> dict[str, Any]:
+    return {
+        "estimate": _num(iv.estimate),
+        "low": _num(iv.low),
+        "high": _num(iv.high),
+        "n": int(iv.n),
+        "level": iv.level,
+    }
+
+
+def _num(x: Any) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return None if np.isnan(x) else round(x, 6)
+
+
+class CodedGoldSet:
+    """A gold set as integer arrays: ratings (items x annotators), reference labels."""
+
+    def __init__(self, gold: GoldSet, labels: Sequence[str]):
+        self.gold = gold
+        self.labels = list(labels)
+        code = {label: i for i, label in enumerate(labels)}
+        self.code = code
+        self.item_ids = [item.id for item in gold.items]
+        self.index = {item_id: i for i, item_id in enumerate(self.item_ids)}
+        ann_index = {a: j for j, a in enumerate(gold.annotators)}
+        ratings = np.full((len(gold.items), len(gold.annotators)), -1, dtype=np.int64)
+        tie_break = np.full(len(gold.items), -1, dtype=np.int64)
+        for i, item in enumerate(gold.items):
+            for annotator, label in item.annotations.items():
+                ratings[i, ann_index[annotator]] = code[label]
+            if item.gold is not None:
+                tie_break[i] = code[item.gold]
+        self.ratings = ratings
+        self.reference, self.no_majority = m.majority_vote(ratings, len(labels), tie_break)
+
+
+class ItemPredictions:
+    """One prediction per item of one setup: the mode over samples, with a confidence."""
+
+    def __init__(self, coded: CodedGoldSet, records: Iterable[LabelRecord]):
+        n, k = len(coded.item_ids), len(coded.labels)
+        by_item: dict[int, list[LabelRecord]] = defaultdict(list)
+        for r in records:
+            if r.item in coded.index:
+                by_item[coded.index[r.item]].append(r)
+        self.pred = np.full(n, -1, dtype=np.int64)
+        self.confidence = np.full(n, np.nan)
+        self.sources: Counter[str] = Counter()
+        self.failures: Counter[str] = Counter()
+        self.samples = max((len(v) for v in by_item.values()), default=0)
+        for i in range(n):
+            recs = by_item.get(i, [])
+            votes = Counter(coded.code[r.label] for r in recs if r.label in coded.code)
+            if not recs:
+                self.failures["not_run"] += 1
+                continue
+            if not votes:
+                self.failures[recs[0].failure or "no_label"] += 1
+                continue
+            top = max(votes.values())
+            # The mode; ties go to the label listed first in the task (deterministic).
+            self.pred[i] = min(c for c, v in votes.items() if v == top)
+            if len(recs) > 1:
+                self.confidence[i] = top / len(recs)
+                self.sources["self_consistency"] += 1
+            else:
+                r = recs[0]
+                if r.confidence is not None:
+                    self.confidence[i] = r.confidence
+                    self.sources[r.confidence_source or "unknown"] += 1
+        self.records = [r for recs in by_item.values() for r in recs]
+        self.k = k
+
+
+def human_block(coded: CodedGoldSet) -> dict[str, Any]:
+    k = len(coded.labels)
+    ratings = coded.ratings
+    per_item = (ratings >= 0).sum(axis=1)
+    fleiss = m.fleiss_kappa(ratings, k)
+    alpha = m.krippendorff_alpha(m.reliability_matrix(ratings), "nominal", n_values=k)
+    names = coded.gold.annotators
+    return {
+        "n_items": len(coded.item_ids),
+        "n_annotators": len(names),
+        "annotators": list(names),
+        "ratings_per_item": {
+            "min": int(per_item.min()),
+            "max": int(per_item.max()),
+            "mean": _num(per_item.mean()),
+        },
+        "krippendorff_alpha": {
+            "value": _num(alpha),
+            "level": "nominal",
+            "n_items": int((per_item >= 2).sum()),
+        },
+        "fleiss_kappa": {
+            "value": _num(fleiss),
+            "n_items": len(coded.item_ids),
+            "note": None
+            if fleiss is not None
+            else "not computed: items have different numbers of ratings",
+        },
+        "gwet_ac1": {"value": _num(m.gwet_ac1(ratings, k)), "n_items": int((per_item >= 2).sum())},
+        "pairwise_kappa": [
+            {"a": names[p.annotator_a], "b": names[p.annotator_b], "n": p.n, "kappa": _num(p.kappa)}
+            for p in m.pairwise_kappas(ratings, k)
+        ],
+        "label_distribution": _dist(ratings[ratings >= 0], coded.labels),
+        "reference_distribution": _dist(coded.reference, coded.labels),
+        "reference": {
+            "method": "majority",
+            "tie_rule": TIE_RULE,
+            "n_no_majority": int(coded.no_majority.sum()),
+            "n_items": len(coded.item_ids),
+        },
+    }
+
+
+def _dist(codes: np.ndarray, labels: Sequence[str]) -> dict[str, int]:
+    counts = m.label_distribution(np.asarray(codes), len(labels))
+    return {label: int(c) for label, c in zip(labels, counts, strict=True)}
+
+
+def setup_block(
+    coded: CodedGoldSet, setup: Setup, preds: ItemPredictions, n_boot: int, seed: int, level: float
+) -> dict[str, Any]:
+    k = len(coded.labels)
+    ref, pred = coded.reference, preds.pred
+    boot = {"n_boot": n_boot, "seed": seed, "level": level}
+    cm = m.classification_metrics(ref, pred, k)
+    answered = pred >= 0
+    ceiling = m.human_ceiling(coded.ratings, pred, k)
+    with_llm = np.column_stack([coded.ratings, pred])
+    per_annotator = [
+        m.cohen_kappa(coded.ratings[:, j], pred, k) for j in range(coded.ratings.shape[1])
+    ]
+    per_annotator = [x for x in per_annotator if not np.isnan(x)]
+    block: dict[str, Any] = {
+        "setup": setup.id,
+        "prompt": setup.prompt_id,
+        "model": setup.model_id,
+        "n_items": int(cm.n),
+        "samples_per_item": preds.samples,
+        "coverage": {"value": _num(cm.coverage), "answered": int(cm.n_answered), "n": int(cm.n)},
+        "accuracy": interval(m.accuracy_ci(ref, pred, **boot)),
+        "accuracy_answered": interval(m.accuracy_ci(ref[answered], pred[answered], **boot)),
+        "macro_f1": interval(m.macro_f1_ci(ref, pred, k, **boot)),
+        "macro_f1_answered": interval(m.macro_f1_ci(ref[answered], pred[answered], k, **boot)),
+        "kappa": interval(m.kappa_ci(ref, pred, k, **boot)),
+        "mean_kappa_vs_annotators": {
+            "value": _num(np.mean(per_annotator)) if per_annotator else None,
+            "n_annotators": len(per_annotator),
+        },
+        "per_class": [
+            {
+                "label": label,
+                "precision": _num(c.precision),
+                "recall": _num(c.recall),
+                "f1": _num(c.f1),
+                "support": int(c.support),
+            }
+            for label, c in zip(coded.labels, cm.per_class, strict=True)
+        ],
+        "confusion": {
+            "rows": coded.labels,
+            "columns": [*coded.labels, "(failed)"],
+            "matrix": np.asarray(cm.confusion).astype(int).tolist(),
+        },
+        "human_ceiling": _ceiling(ceiling, coded.gold.annotators),
+        "alpha": {
+            "humans": _num(
+                m.krippendorff_alpha(m.reliability_matrix(coded.ratings), "nominal", n_values=k)
+            ),
+            "humans_plus_llm": _num(
+                m.krippendorff_alpha(m.reliability_matrix(with_llm), "nominal", n_values=k)
+            ),
+            "level": "nominal",
+            "n_items": int(cm.n),
+        },
+        "calibration": _calibration(ref, pred, preds, boot),
+        "failures": dict(sorted(preds.failures.items())),
+        "label_distribution": _dist(pred[answered], coded.labels),
+        "usage": _usage(preds.records, cm.n),
+    }
+    return block
+
+
+def _ceiling(c: m.HumanCeiling, names: Sequence[str]) -> dict[str, Any]:
+    return {
+        "method": "leave-one-annotator-out: each annotator and the LLM against the majority "
+        "of the other annotators, on the same items",
+        "human_accuracy": _num(c.human_accuracy),
+        "llm_accuracy": _num(c.llm_accuracy),
+        "human_kappa": _num(c.human_kappa),
+        "llm_kappa": _num(c.llm_kappa),
+        "ratio_accuracy": _num(c.ratio_accuracy),
+        "ratio_kappa": _num(c.ratio_kappa),
+        "n_pairs": int(c.n_pairs),
+        "per_annotator": [
+            {
+                **{k: _num(v) if isinstance(v, float) else v for k, v in asdict(row).items()},
+                "annotator": names[row.annotator],
+            }
+            for row in c.per_annotator
+        ],
+    }
+
+
+def _calibration(
+    ref: np.ndarray, pred: np.ndarray, preds: ItemPredictions, boot: dict[str, Any]
+) -> dict[str, Any] | None:
+    has = ~np.isnan(preds.confidence) & (pred >= 0) & (ref >= 0)
+    if has.sum() < 2:
+        return None
+    conf = preds.confidence[has]
+    correct = (pred[has] == ref[has]).astype(float)
+    ece_iv = m.bootstrap_items(
+        lambda idx: m.ece(conf[idx], correct[idx], n_bins=10, strategy="uniform"), len(conf), **boot
+    )
+    return {
+        "n": int(has.sum()),
+        "sources": dict(preds.sources),
+        "share_with_confidence": _num(has.sum() / len(pred)),
+        "mean_confidence": _num(conf.mean()),
+        "accuracy": _num(correct.mean()),
+        "ece": interval(ece_iv),
+        "ece_equal_mass": _num(m.ece(conf, correct, n_bins=10, strategy="quantile")),
+        "brier": _num(m.brier_top_label(conf, correct)),
+        "reliability": [asdict(b) for b in m.reliability_bins(conf, correct, 10, "uniform")],
+    }
+
+
+def _usage(records: Sequence[LabelRecord], n_items: int) -> dict[str, Any]:
+    fresh = [r for r in records if not r.cached]
+    latencies = np.array([r.latency_s for r in records if r.latency_s is not None])
+    costs = [r.cost_usd for r in fresh if r.failure is None or r.cost_usd is not None]
+    cost_known = all(c is not None for c in costs)
+    total_cost = float(sum(c for c in costs if c is not None))
+    return {
+        "n_records": len(records),
+        "cache_hits": sum(r.cached for r in records),
+        "calls_this_run": len(fresh),
+        "attempts_this_run": sum(r.attempts for r in fresh),
+        "input_tokens": sum(r.input_tokens or 0 for r in records),
+        "output_tokens": sum(r.output_tokens or 0 for r in records),
+        "cost_usd_this_run": _num(total_cost) if cost_known else None,
+        "cost_usd_per_item": _num(sum(r.cost_usd or 0.0 for r in records) / n_items)
+        if n_items and cost_known
+        else None,
+        "latency_s": {
+            "p50": _num(np.percentile(latencies, 50)) if len(latencies) else None,
+            "p95": _num(np.percentile(latencies, 95)) if len(latencies) else None,
+            "n": len(latencies),
+        },
+    }
+
+
+def baseline_block(coded: CodedGoldSet, n_boot: int, seed: int, level: float) -> dict[str, Any]:
+    """The majority-class baseline: always answer the most frequent reference label."""
+    k = len(coded.labels)
+    counts = m.label_distribution(coded.reference, k)
+    majority = int(np.argmax(counts))
+    pred = np.full(len(coded.reference), majority)
+    boot = {"n_boot": n_boot, "seed": seed, "level": level}
+    return {
+        "setup": "majority-class baseline",
+        "label": coded.labels[majority],
+        "n_items": len(pred),
+        "accuracy": interval(m.accuracy_ci(coded.reference, pred, **boot)),
+        "macro_f1": interval(m.macro_f1_ci(coded.reference, pred, k, **boot)),
+        "kappa": {"estimate": 0.0, "low": 0.0, "high": 0.0, "n": len(pred), "level": level},
+    }
+
+
+def score_run(
+    gold_sets: Sequence[GoldSet],
+    setups: Sequence[Setup],
+    records: Sequence[LabelRecord],
+    labels: Sequence[str],
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, Any]:
+    """Every metric, per gold set and setup; the dict written as metrics.json."""
+    by_key: dict[tuple[str, str], list[LabelRecord]] = defaultdict(list)
+    for r in records:
+        by_key[(r.gold_set, r.setup)].append(r)
+    out_sets = []
+    board = []
+    for gold in gold_sets:
+        coded = CodedGoldSet(gold, labels)
+        blocks = []
+        for setup in setups:
+            preds = ItemPredictions(coded, by_key.get((gold.id, setup.id), []))
+            block = setup_block(coded, setup, preds, n_boot, seed, level)
+            blocks.append(block)
+            board.append(_board_row(gold.id, block))
+        out_sets.append(
+            {
+                "id": gold.id,
+                "path": gold.path,
+                "content_hash": gold.content_hash,
+                "humans": human_block(coded),
+                "setups": blocks,
+                "baseline": baseline_block(coded, n_boot, seed, level),
+            }
+        )
+    board.sort(key=lambda r: (r["gold_set"], -(r["kappa"] if r["kappa"] is not None else -9)))
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "labels": list(labels),
+        "bootstrap": {
+            "n_boot": n_boot,
+            "seed": seed,
+            "level": level,
+            "method": "percentile, resampling items",
+        },
+        "gold_sets": out_sets,
+        "leaderboard": board,
+    }
+
+
+def _board_row(gold_id: str, b: dict[str, Any]) -> dict[str, Any]:
+    cal = b["calibration"]
+    return {
+        "gold_set": gold_id,
+        "setup": b["setup"],
+        "n_items": b["n_items"],
+        "kappa": b["kappa"]["estimate"],
+        "kappa_low": b["kappa"]["low"],
+        "kappa_high": b["kappa"]["high"],
+        "accuracy": b["accuracy"]["estimate"],
+        "accuracy_low": b["accuracy"]["low"],
+        "accuracy_high": b["accuracy"]["high"],
+        "macro_f1": b["macro_f1"]["estimate"],
+        "coverage": b["coverage"]["value"],
+        "ceiling_ratio_kappa": b["human_ceiling"]["ratio_kappa"],
+        "ece": cal["ece"]["estimate"] if cal else None,
+        "cost_usd_per_item": b["usage"]["cost_usd_per_item"],
+        "latency_p50_s": b["usage"]["latency_s"]["p50"],
+    }

@@ -1,0 +1,265 @@
+"""Bootstrap intervals: the multinomial table bootstrap against a plain index bootstrap,
+coverage, seeding, pairing, clusters and scale."""
+
+import math
+
+import numpy as np
+import pytest
+
+from harness.metrics import (
+    Interval,
+    accuracy_ci,
+    bootstrap_items,
+    bootstrap_table_stat,
+    classification_metrics,
+    cohen_kappa,
+    ece,
+    ece_ci,
+    kappa_ci,
+    macro_f1_ci,
+    macro_f1_from_confusion,
+    paired_difference_ci,
+)
+from harness.metrics.accuracy import confusion
+
+
+def labelled(seed, n=300, k=3, hit=0.75, failure_rate=0.05):
+    rng = np.random.default_rng(seed)
+    y_true = rng.integers(0, k, n)
+    y_pred = np.where(rng.random(n) < hit, y_true, rng.integers(0, k, n))
+    y_pred[rng.random(n) < failure_rate] = -1
+    return y_true, y_pred
+
+
+def index_bootstrap(statistic, n, n_boot, seed, level=0.95):
+    """Textbook bootstrap: resample item indices, recompute the statistic each time."""
+    rng = np.random.default_rng(seed)
+    values = np.array([statistic(rng.integers(0, n, n)) for _ in range(n_boot)])
+    tail = (1 - level) / 2
+    return np.quantile(values, [tail, 1 - tail])
+
+
+def test_accuracy_ci_agrees_with_index_bootstrap():
+    y_true, y_pred = labelled(0)
+    ci = accuracy_ci(y_true, y_pred, n_boot=4000, seed=1)
+    low, high = index_bootstrap(lambda i: np.mean(y_true[i] == y_pred[i]), 300, 4000, seed=2)
+    assert ci.estimate == pytest.approx(np.mean(y_true == y_pred))
+    assert (ci.n, ci.n_boot, ci.level) == (300, 4000, 0.95)
+    # Monte Carlo error of a 2.5% quantile with B = 4000 and n = 300 is ~0.004.
+    assert ci.low == pytest.approx(low, abs=0.015)
+    assert ci.high == pytest.approx(high, abs=0.015)
+
+
+def test_macro_f1_and_kappa_ci_agree_with_index_bootstrap():
+    y_true, y_pred = labelled(3)
+    f1 = macro_f1_ci(y_true, y_pred, 3, n_boot=4000, seed=1)
+    f1_low, f1_high = index_bootstrap(
+        lambda i: classification_metrics(y_true[i], y_pred[i], 3).macro_f1, 300, 2000, seed=2
+    )
+    assert f1.estimate == pytest.approx(classification_metrics(y_true, y_pred, 3).macro_f1)
+    assert (f1.low, f1.high) == pytest.approx((f1_low, f1_high), abs=0.02)
+    answered = y_pred >= 0
+    yt, yp = y_true[answered], y_pred[answered]
+    kappa = kappa_ci(yt, yp, 3, n_boot=4000, seed=1)
+    k_low, k_high = index_bootstrap(lambda i: cohen_kappa(yt[i], yp[i], 3), yt.size, 2000, seed=2)
+    assert kappa.estimate == pytest.approx(cohen_kappa(yt, yp, 3))
+    assert (kappa.low, kappa.high) == pytest.approx((k_low, k_high), abs=0.02)
+
+
+def test_kappa_ci_treats_failures_as_disagreement_and_supports_weights():
+    y_true, y_pred = labelled(4, k=5)
+    with_failures = kappa_ci(y_true, y_pred, 5, n_boot=200)
+    answered = y_pred >= 0
+    assert with_failures.estimate < cohen_kappa(y_true, y_pred, 5)
+    quadratic = kappa_ci(y_true[answered], y_pred[answered], 5, weights="quadratic", n_boot=200)
+    assert quadratic.estimate == pytest.approx(cohen_kappa(y_true, y_pred, 5, weights="quadratic"))
+    assert quadratic.low < quadratic.estimate < quadratic.high
+    with pytest.raises(ValueError):
+        kappa_ci(y_true, y_pred, 5, weights="cubic")
+
+
+def test_items_without_reference_are_dropped():
+    y_true, y_pred = np.array([0, 1, -1, 1]), np.array([0, 1, 0, -1])
+    ci = accuracy_ci(y_true, y_pred, n_boot=100)
+    assert (ci.estimate, ci.n) == (pytest.approx(2 / 3), 3)
+    assert macro_f1_ci(y_true, y_pred, 2, n_boot=100).n == 3
+
+
+def test_percentile_interval_coverage_is_near_nominal():
+    rng = np.random.default_rng(42)
+    covered = 0
+    for rep in range(300):
+        correct = (rng.random(200) < 0.7).astype(int)
+        ci = accuracy_ci(np.ones(200, dtype=int), correct, n_boot=1000, seed=rep)
+        covered += ci.low <= 0.7 <= ci.high
+    assert 0.89 <= covered / 300 <= 0.99
+
+
+def test_seeding_is_deterministic():
+    y_true, y_pred = labelled(5)
+    assert macro_f1_ci(y_true, y_pred, 3, seed=7) == macro_f1_ci(y_true, y_pred, 3, seed=7)
+    other = macro_f1_ci(y_true, y_pred, 3, seed=8)
+    assert (other.low, other.high) != pytest.approx(
+        (macro_f1_ci(y_true, y_pred, 3, seed=7).low, macro_f1_ci(y_true, y_pred, 3, seed=7).high),
+        abs=1e-12,
+    )
+    clusters = np.arange(300) // 3
+    assert accuracy_ci(y_true, y_pred, clusters=clusters, seed=3) == accuracy_ci(
+        y_true, y_pred, clusters=clusters, seed=3
+    )
+
+
+def test_level_controls_width():
+    y_true, y_pred = labelled(6)
+    narrow = accuracy_ci(y_true, y_pred, level=0.5)
+    wide = accuracy_ci(y_true, y_pred, level=0.99)
+    assert wide.low < narrow.low < narrow.high < wide.high
+    with pytest.raises(ValueError):
+        accuracy_ci(y_true, y_pred, level=1.5)
+
+
+def correlated_setups(seed, n=500, k=3):
+    """Setup B equals setup A except on ~5% of items: strongly correlated errors."""
+    rng = np.random.default_rng(seed)
+    y_true = rng.integers(0, k, n)
+    pred_a = np.where(rng.random(n) < 0.7, y_true, rng.integers(0, k, n))
+    pred_b = np.where(rng.random(n) < 0.05, rng.integers(0, k, n), pred_a)
+    return y_true, pred_a, pred_b
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "macro_f1", "kappa"])
+def test_paired_difference_is_narrower_than_unpaired(metric):
+    y_true, pred_a, pred_b = correlated_setups(0)
+    paired = paired_difference_ci(y_true, pred_a, pred_b, 3, metric=metric, seed=1)
+    single = {
+        "accuracy": lambda p: accuracy_ci(y_true, p, seed=2),
+        "macro_f1": lambda p: macro_f1_ci(y_true, p, 3, seed=2),
+        "kappa": lambda p: kappa_ci(y_true, p, 3, seed=2),
+    }[metric]
+    wa, wb = single(pred_a).width, single(pred_b).width
+    unpaired_width = math.hypot(wa, wb)  # independent samples: widths add in quadrature
+    assert paired.width < 0.5 * unpaired_width
+    assert paired.estimate == pytest.approx(single(pred_a).estimate - single(pred_b).estimate)
+
+
+def test_paired_accuracy_difference_agrees_with_index_bootstrap_and_sign():
+    y_true, pred_a, pred_b = correlated_setups(1)
+    pred_b[:40] = (y_true[:40] + 1) % 3  # make B clearly worse
+    ci = paired_difference_ci(y_true, pred_a, pred_b, 3, n_boot=4000, seed=1)
+    assert ci.estimate == pytest.approx(np.mean(pred_a == y_true) - np.mean(pred_b == y_true))
+    assert ci.low > 0  # positive = A better
+    low, high = index_bootstrap(
+        lambda i: np.mean(pred_a[i] == y_true[i]) - np.mean(pred_b[i] == y_true[i]),
+        500,
+        4000,
+        seed=2,
+    )
+    assert (ci.low, ci.high) == pytest.approx((low, high), abs=0.01)
+    with pytest.raises(ValueError):
+        paired_difference_ci(y_true, pred_a, pred_b, 3, metric="auroc")
+
+
+def test_clusters_of_singletons_match_item_bootstrap():
+    y_true, y_pred = labelled(7, n=400)
+    items = accuracy_ci(y_true, y_pred, n_boot=4000, seed=1)
+    singletons = accuracy_ci(y_true, y_pred, n_boot=4000, seed=2, clusters=np.arange(400))
+    assert (singletons.low, singletons.high) == pytest.approx((items.low, items.high), abs=0.015)
+
+
+def test_clusters_of_identical_items_widen_the_interval():
+    base_true, base_pred = labelled(8, n=100)
+    y_true, y_pred = np.repeat(base_true, 9), np.repeat(base_pred, 9)
+    clusters = np.repeat(np.arange(100), 9)
+    naive = macro_f1_ci(y_true, y_pred, 3, seed=1)
+    clustered = macro_f1_ci(y_true, y_pred, 3, seed=1, clusters=clusters)
+    per_source = macro_f1_ci(base_true, base_pred, 3, seed=1)
+    assert clustered.width > 2.0 * naive.width  # ~sqrt(9) = 3 times wider
+    assert clustered.width == pytest.approx(per_source.width, rel=0.2)
+    assert clustered.n == 900
+
+
+def test_cluster_table_bootstrap_agrees_with_cluster_index_bootstrap():
+    rng = np.random.default_rng(9)
+    clusters = rng.integers(0, 60, 600)
+    effect = rng.random(60) < 0.6  # cluster-level correctness shares a cause
+    correct = np.where(rng.random(600) < 0.8, effect[clusters], ~effect[clusters]).astype(int)
+    table = accuracy_ci(np.ones(600, dtype=int), correct, n_boot=4000, seed=1, clusters=clusters)
+    index = bootstrap_items(lambda idx: correct[idx].mean(), 600, 4000, seed=2, clusters=clusters)
+    assert table.estimate == pytest.approx(index.estimate)
+    assert (table.low, table.high) == pytest.approx((index.low, index.high), abs=0.02)
+
+
+def test_bootstrap_table_stat_drops_nan_replicates_and_counts_them():
+    y = np.array([0] * 19 + [1])
+    ci = kappa_ci(y, y, 2, n_boot=2000, seed=0)
+    # replicates that miss the single 1 have a constant table -> kappa undefined
+    assert ci.estimate == pytest.approx(1.0)
+    assert 1000 < ci.n_boot < 1600  # expected 2000 * (1 - (19/20)^20) ~ 1283
+    assert (ci.low, ci.high) == (1.0, 1.0)
+
+
+def test_bootstrap_table_stat_edge_cases():
+    def share(tables):
+        return tables[:, 1] / tables.sum(axis=1)
+
+    empty = bootstrap_table_stat(np.array([], dtype=int), 2, share)
+    assert empty.n == 0 and math.isnan(empty.estimate) and math.isnan(empty.low)
+    with pytest.raises(ValueError):
+        bootstrap_table_stat(np.array([0, 2]), 2, share)
+    with pytest.raises(ValueError):
+        bootstrap_table_stat(np.array([0, 1]), 2, share, clusters=np.array([0]))
+    constant = bootstrap_table_stat(np.ones(50, dtype=int), 2, share, n_boot=100)
+    assert constant == Interval(1.0, 1.0, 1.0, 50, 100, 0.95)
+
+
+def test_ece_ci_equals_bootstrap_items_over_ece():
+    rng = np.random.default_rng(10)
+    conf = rng.uniform(0.5, 1.0, 400)
+    correct = rng.random(400) < conf - 0.1
+    ci = ece_ci(conf, correct, n_boot=300, seed=1)
+    assert ci.estimate == pytest.approx(ece(conf, correct))
+    assert ci.low < ci.estimate < ci.high and ci.n_boot == 300
+    # the way a caller bootstraps a scalar statistic: one 1-D index array per replicate
+    by_hand = bootstrap_items(lambda idx: ece(conf[idx], correct[idx]), 400, 300, seed=1)
+    assert ci == by_hand
+
+
+def test_bootstrap_items_scalar_and_batched_modes_agree():
+    rng = np.random.default_rng(12)
+    correct = (rng.random(400) < 0.7).astype(int)
+    seen_shapes = []
+
+    def batched_mean(index):
+        seen_shapes.append(index.shape)
+        return correct[index].mean(axis=1)
+
+    def scalar_mean(index):
+        assert index.shape == (400,)
+        return correct[index].mean()
+
+    batched = bootstrap_items(batched_mean, 400, n_boot=500, seed=3, batched=True)
+    assert seen_shapes == [(1, 400), (500, 400)]
+    scalar = bootstrap_items(scalar_mean, 400, n_boot=500, seed=3)
+    assert scalar.low == pytest.approx(batched.low) and scalar.high == pytest.approx(batched.high)
+    reference = accuracy_ci(np.ones(400, dtype=int), correct, n_boot=4000, seed=4)
+    assert (scalar.low, scalar.high) == pytest.approx((reference.low, reference.high), abs=0.02)
+
+
+def test_hundred_thousand_items_and_thousand_replicates():
+    n, k = 100_000, 4
+    rng = np.random.default_rng(11)
+    y_true = rng.integers(0, k, n)
+    pred_a = np.where(rng.random(n) < 0.8, y_true, rng.integers(0, k, n))
+    pred_a[rng.random(n) < 0.02] = -1
+    pred_b = np.where(rng.random(n) < 0.05, rng.integers(0, k, n), pred_a)
+    clusters = np.arange(n) // 10
+    f1 = macro_f1_ci(y_true, pred_a, k, n_boot=1000)
+    assert f1.n == n and f1.n_boot == 1000
+    assert f1.estimate == pytest.approx(
+        float(macro_f1_from_confusion(confusion(y_true, pred_a, k)))
+    )
+    assert f1.low < f1.estimate < f1.high and f1.width < 0.02
+    kappa = kappa_ci(y_true, pred_a, k, n_boot=1000, clusters=clusters)
+    assert kappa.low < kappa.estimate < kappa.high
+    paired = paired_difference_ci(y_true, pred_a, pred_b, k, "macro_f1", n_boot=1000)
+    assert paired.low < paired.estimate < paired.high and paired.width < 0.01
