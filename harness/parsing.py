@@ -6,8 +6,8 @@ variants can be compared and parse failures counted (never dropped, never raised
 
     json -> exact -> normalised -> prefixed -> mentioned
 
-`label_probabilities` turns the provider's per-token log-probabilities into a distribution
-over the labels, the confidence signal used for calibration.
+`harness.confidence.label_probabilities` turns per-token log-probabilities into a
+distribution over the labels.
 
 Known limitations (deliberately naive, pinned by tests):
 - Negation is not understood: "not positive" mentions "positive". A "mentioned" label may
@@ -22,9 +22,6 @@ Known limitations (deliberately naive, pinned by tests):
   "4/5" mentions only 4), or before "-<digit>" ("1-5" is a range, not a mention).
 - A verbalized confidence above 1 without "%" is read as a percentage ("Confidence: 5" ->
   0.05); a 1-5 confidence scale is not recognised unless written "5/5".
-- In `label_probabilities`, when labels share leading tokens ("very positive" / "very
-  negative") the shared mass can be split only along the generated path; if a shared token
-  that was not generated carries mass, the split is unknown and the result is None.
 """
 
 from __future__ import annotations
@@ -42,10 +39,8 @@ METHODS = ("json", "exact", "normalised", "prefixed", "mentioned")
 JSON_LABEL_KEYS = ("label", "answer", "category", "class", "sentiment")  # in priority order
 
 _MAX_JSON_ATTEMPTS = 64  # bounds the work on outputs full of "{"
-_MAX_SPLIT_DEPTH = 32  # tokens walked forward to tell apart labels sharing a prefix
 _EDGE_CHARS = " \t\r\n*_`\"'“”‘’«»()[]"  # markdown, quotes and brackets around a bare label
 _TRAILING_PUNCT = ".,;:!?"
-_TOKEN_NOISE = " \t\r\n\"'`*_"  # what may precede a label inside its first token
 
 
 @dataclass(frozen=True)
@@ -57,15 +52,6 @@ class ParsedLabel:
     method: str | None  # which rule matched, one of METHODS
     confidence: float | None  # verbalized confidence in [0, 1] if the output carried one
     detail: str | None = None  # human-readable explanation of a failure
-
-
-@dataclass(frozen=True)
-class TokenLogprob:
-    """One generated token, its natural-log probability and the top alternatives there."""
-
-    token: str
-    logprob: float
-    top: tuple[tuple[str, float], ...]  # (token, logprob), usually includes the chosen token
 
 
 @dataclass(frozen=True)
@@ -331,137 +317,3 @@ def parse_label(text: str | None, labels: Sequence[str]) -> ParsedLabel:
     if mentioned:
         return _failure("ambiguous", confidence, seen)
     return _failure("no_label_found", confidence, f"none of {_names(index.labels)} found")
-
-
-_JSON_VALUE_START = re.compile(
-    r'"\s*(?:' + "|".join(JSON_LABEL_KEYS) + r')\s*"\s*:\s*"?', re.IGNORECASE
-)
-
-
-def _label_offset(output: str, chosen: str | None) -> int | None:
-    """Character offset where the label begins: the JSON label value, else the first word.
-
-    With a chosen label, its first whole-word occurrence from there on ("Label: positive").
-    """
-    m = _JSON_VALUE_START.search(output)
-    start = m.end() if m else 0
-    while start < len(output) and output[start] in _TOKEN_NOISE:
-        start += 1
-    if chosen is None:
-        return start if start < len(output) else None
-    if output[start:].casefold().startswith(_spaced(chosen)):  # also "a" for option "A"
-        return start
-    found = re.compile(_label_pattern(chosen), re.IGNORECASE).search(output, start)
-    return found.start() if found else None
-
-
-def _token_at(tokens: Sequence[str], offset: int) -> int | None:
-    """Index of the token holding `offset`, if the label starts that token (after noise)."""
-    position = 0
-    for i, token in enumerate(tokens):
-        end = position + len(token)
-        if position <= offset < end:
-            return None if token[: offset - position].strip(_TOKEN_NOISE) else i
-        position = end
-    return None
-
-
-def _token_key(token: str, depth: int) -> str:
-    """A token compared with label text: the first token may carry a space or an opening quote."""
-    return (token.lstrip(_TOKEN_NOISE) if depth == 0 else token.lstrip()).casefold()
-
-
-def _fits(remainder: str, key: str) -> bool:
-    """Can a token (key) continue a label whose unmatched text is `remainder`?
-
-    A token longer than the label must end the label at a non-word character ("a)" fits
-    "a", "absolutely" does not); an empty remainder means the label is complete.
-    """
-    if not remainder:
-        return not key or not key[0].isalnum()
-    if not key:
-        return False
-    if remainder.startswith(key):
-        return True
-    return key.startswith(remainder) and not key[len(remainder)].isalnum()
-
-
-def _alternatives(step: TokenLogprob) -> list[tuple[str, float]]:
-    """The top alternatives plus the generated token, each token once, finite log-probs only."""
-    seen: dict[str, float] = {}
-    for token, logprob in (*step.top, (step.token, step.logprob)):
-        if token not in seen and math.isfinite(logprob):
-            seen[token] = min(logprob, 0.0)  # a log-probability above 0 is rounding noise
-    return list(seen.items())
-
-
-def _label_mass(
-    steps: Sequence[TokenLogprob], k: int, remainders: dict[str, str], depth: int = 0
-) -> dict[str, float] | None:
-    """Unnormalised probability of each label, from the alternatives at position k.
-
-    Distinct tokens leading to the same label add up ("positive", " Positive"). A token
-    shared by several labels is resolved one position further along the generated path.
-    """
-    if k >= len(steps) or depth > _MAX_SPLIT_DEPTH:
-        return None
-    path_key = _token_key(steps[k].token, depth)
-    mass = dict.fromkeys(remainders, 0.0)
-    split: dict[str, float] | None = None
-    for token, logprob in _alternatives(steps[k]):
-        key = _token_key(token, depth)
-        if depth == 0 and not key:
-            continue
-        fits = [lab for lab, rem in remainders.items() if _fits(rem, key)]
-        if len(fits) == 1:
-            mass[fits[0]] += math.exp(logprob)
-        elif fits:
-            if key != path_key:
-                return None  # a shared prefix that was not generated: its split is unknown
-            if split is None:
-                following = {lab: _advance(remainders[lab], key) for lab in fits}
-                if len(set(following.values())) < len(following):
-                    return None  # labels that no continuation can tell apart
-                split = _label_mass(steps, k + 1, following, depth + 1)
-                if split is None:
-                    return None
-            for lab, weight in split.items():
-                mass[lab] += math.exp(logprob) * weight
-    return mass
-
-
-def _spaced(label: str) -> str:
-    """Label text as compared with tokens: case-folded, single spaces, no outer whitespace."""
-    return " ".join(label.split()).casefold()
-
-
-def _advance(remainder: str, key: str) -> str:
-    """The label text left after a token: "" when the token completed the label."""
-    return remainder[len(key) :].lstrip() if remainder.startswith(key) else ""
-
-
-def label_probabilities(
-    token_logprobs: Sequence[TokenLogprob], labels: Sequence[str], chosen: str | None
-) -> dict[str, float] | None:
-    """P(label) over `labels`, renormalised, read at the token where the label begins.
-
-    Labels absent from the alternatives get 0. Renormalising over the allowed labels is the
-    intended estimate even for grammar-constrained outputs, whose reported log-probabilities
-    are those of the unconstrained model. None when the position cannot be found (or does
-    not start with `chosen`), a shared-prefix split is unknown, or no label has mass.
-    """
-    distinct = _distinct_labels(labels)
-    if not token_logprobs or not distinct or (chosen is not None and chosen not in distinct):
-        return None
-    tokens = [step.token for step in token_logprobs]
-    offset = _label_offset("".join(tokens), chosen)
-    k = _token_at(tokens, offset) if offset is not None else None
-    if k is None:
-        return None
-    if chosen is not None and not _fits(_spaced(chosen), _token_key(tokens[k], 0)):
-        return None
-    mass = _label_mass(token_logprobs, k, {lab: _spaced(lab) for lab in distinct})
-    total = sum(mass.values()) if mass is not None else 0.0
-    if mass is None or not math.isfinite(total) or total <= 0:
-        return None
-    return {lab: weight / total for lab, weight in mass.items()}

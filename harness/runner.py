@@ -21,9 +21,10 @@ from pathlib import Path
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from harness.cache import LabelCache
+from harness.confidence import label_probabilities
 from harness.config import ModelConfig
 from harness.errors import UserError
-from harness.parsing import TokenLogprob, label_probabilities, parse_label
+from harness.parsing import parse_label
 from harness.providers import Provider, ProviderError, make_provider
 from harness.records import CallSpec, LabelRecord, ProviderReply
 
@@ -90,8 +91,7 @@ def to_record(
     parsed = parse_label(reply.content, labels)
     probs = None
     if reply.token_logprobs and parsed.label is not None:
-        tokens = [TokenLogprob(t.token, t.logprob, t.top) for t in reply.token_logprobs]
-        probs = label_probabilities(tokens, labels, parsed.label)
+        probs = label_probabilities(reply.token_logprobs, labels, parsed.label)
     confidence, source = None, None
     if probs and parsed.label in probs:
         confidence, source = probs[parsed.label], "logprobs"
@@ -200,7 +200,14 @@ class Runner:
                     self.totals.stopped = "budget"
                 return  # not called, not recorded: the next run picks it up
             started = time.time()
-            # Two specs with one key (the same prompt in two setups) share one call.
+            # Two specs with one key (the same prompt in two setups) share one call: while
+            # it is in flight, or, once its reply has arrived, through the cache.
+            reply = self.cache.get(spec.cache_key)
+            if reply is not None:
+                self.emit(
+                    to_record(spec, reply, self.labels, cached=True, attempts=0, started=started)
+                )
+                return
             if spec.cache_key in self._inflight:
                 try:
                     reply = await asyncio.shield(self._inflight[spec.cache_key])

@@ -8,14 +8,8 @@ import time
 
 import pytest
 
-from harness.parsing import (
-    FAILURES,
-    METHODS,
-    ParsedLabel,
-    TokenLogprob,
-    label_probabilities,
-    parse_label,
-)
+from harness.confidence import TokenLogprob, label_probabilities
+from harness.parsing import FAILURES, METHODS, ParsedLabel, parse_label
 
 SENTIMENT = ("positive", "negative", "neutral")
 STARS = ("1", "2", "3", "4", "5")

