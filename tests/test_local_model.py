@@ -86,3 +86,53 @@ def test_demo_on_the_local_model_labels_scores_and_reruns_from_cache(tmp_path: P
     m1 = json.loads((run1 / "metrics.json").read_text())
     m2 = json.loads((run2 / "metrics.json").read_text())
     assert m1["leaderboard"] == m2["leaderboard"]
+
+
+def test_fast_logprobs_equal_llama_cpp_own_logprobs() -> None:
+    """The provider computes log-probs from llama.scores; they must equal llama-cpp's own."""
+    from harness.config import ModelConfig
+    from harness.providers.local import LocalProvider
+    from harness.records import CallSpec
+
+    provider = LocalProvider(ModelConfig(id="m", model="local/smollm2-135m"), REPO)
+    schema = {
+        "type": "object",
+        "properties": {"label": {"type": "string", "enum": ["positive", "negative", "neutral"]}},
+        "required": ["label"],
+    }
+    messages = (
+        {"role": "system", "content": "Reply with one word: positive, negative, or neutral."},
+        {"role": "user", "content": "The battery died after two days. Waste of money."},
+    )
+    spec = CallSpec(
+        "s",
+        "g",
+        "i",
+        0,
+        "m",
+        "local/smollm2-135m",
+        messages,
+        {"temperature": 0.0, "max_tokens": 16},
+        schema,
+        5,
+        "key",
+    )
+    reply = provider._complete_sync(spec)
+    llama = provider._llama(logits_all=True)
+    own = llama.create_chat_completion(
+        messages=[dict(m) for m in messages],
+        temperature=0.0,
+        max_tokens=16,
+        seed=0,
+        response_format={"type": "json_object", "schema": schema},
+        logprobs=True,
+        top_logprobs=5,
+    )
+    assert own["choices"][0]["message"]["content"] == reply.content
+    expected = own["choices"][0]["logprobs"]["content"]
+    assert [t.token for t in reply.token_logprobs] == [t["token"] for t in expected]
+    for mine, theirs in zip(reply.token_logprobs, expected, strict=True):
+        assert mine.logprob == pytest.approx(theirs["logprob"], abs=1e-4)
+        top = {a["token"]: a["logprob"] for a in theirs["top_logprobs"]}
+        for token, logprob in mine.top:
+            assert logprob == pytest.approx(top[token], abs=1e-4)
