@@ -29,7 +29,11 @@ class LabelCache:
         if text is None:
             return None
         try:
-            return ProviderReply.from_json(json.loads(text))
+            data = json.loads(text)
+            content = data.get("content") if isinstance(data, dict) else None
+            if not isinstance(content, str) or not content.strip():
+                return None  # not a reply we would have stored
+            return ProviderReply.from_json(data)
         except (ValueError, TypeError, KeyError):
             return None  # unreadable entry: treat as a miss and overwrite on success
 

@@ -24,6 +24,18 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class LocatedValueError(ValueError):
+    """A validator's error at a known key path below the validated model, e.g. `setups[1].model`.
+
+    pydantic reports errors of model validators at the model itself; `loc` lets the loader
+    still name the exact key and its line.
+    """
+
+    def __init__(self, message: str, loc: tuple[str | int, ...]):
+        super().__init__(message)
+        self.loc = loc
+
+
 class LabelSpec(Strict):
     name: str = Field(min_length=1)
     description: str | None = None
@@ -41,17 +53,27 @@ class TaskConfig(Strict):
     def _labels_as_specs(cls, value: Any) -> Any:
         # `labels: [positive, negative]` is the short form of `[{name: positive}, ...]`.
         if isinstance(value, list):
+            for i, v in enumerate(value):
+                if isinstance(v, bool):  # YAML reads yes/no/on/off/true/false as booleans
+                    raise LocatedValueError(
+                        f"label {v!r} is a YAML boolean (from yes/no/on/off/true/false): quote it",
+                        (i,),
+                    )
             return [{"name": str(v)} if isinstance(v, str | int | float) else v for v in value]
         return value
 
     @model_validator(mode="after")
     def _unique_labels(self) -> TaskConfig:
         names = [label.name for label in self.labels]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"duplicate labels {dupes}: each label must appear once")
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise LocatedValueError(
+                    f"duplicate label {name!r}: each label must appear once", ("labels", i)
+                )
         if self.guidelines and self.guidelines_file:
-            raise ValueError("give either 'guidelines' or 'guidelines_file', not both")
+            raise LocatedValueError(
+                "give either 'guidelines' or 'guidelines_file', not both", ("guidelines_file",)
+            )
         return self
 
     @property
@@ -170,22 +192,31 @@ class Experiment(Strict):
             ("models", self.models),
         ):
             ids = [x.id for x in items]
-            dupes = sorted({i for i in ids if ids.count(i) > 1})
-            if dupes:
-                raise ValueError(f"duplicate {kind} ids {dupes}: ids must be unique")
+            for i, item_id in enumerate(ids):
+                if item_id in ids[:i]:
+                    raise LocatedValueError(
+                        f"duplicate {kind} id {item_id!r}: ids must be unique, rename one",
+                        (kind, i, "id"),
+                    )
         prompt_ids = {p.id for p in self.prompts}
         model_ids = {m.id for m in self.models}
-        for setup in self.setups or []:
+        for i, setup in enumerate(self.setups or []):
             if setup.model not in model_ids:
-                raise ValueError(
-                    f"setup names model '{setup.model}', not one of {sorted(model_ids)}"
+                raise LocatedValueError(
+                    f"setup names model '{setup.model}', not one of {sorted(model_ids)}",
+                    ("setups", i, "model"),
                 )
             if setup.prompt is not None and setup.prompt not in prompt_ids:
-                raise ValueError(
-                    f"setup names prompt '{setup.prompt}', not one of {sorted(prompt_ids)}"
+                raise LocatedValueError(
+                    f"setup names prompt '{setup.prompt}', not one of {sorted(prompt_ids)}",
+                    ("setups", i, "prompt"),
                 )
-        if not self.prompts and any(m.provider != "replay" for m in self.models):
-            raise ValueError("models that are called need at least one entry under 'prompts'")
+        for i, m in enumerate(self.models):
+            if not self.prompts and m.provider != "replay":
+                raise LocatedValueError(
+                    "models that are called need at least one entry under 'prompts'",
+                    ("models", i, "model"),
+                )
         return self
 
 
@@ -195,7 +226,7 @@ class ResolvedExperiment:
     def __init__(self, experiment: Experiment, path: Path, text: str):
         self.experiment = experiment
         self.path = path
-        self.base = path.parent
+        self.base = path.absolute().parent  # stays right if the process changes directory
         self.text = text
 
     def resolve(self, p: Path | str) -> Path:
@@ -221,7 +252,10 @@ def load_experiment(path: Path | str) -> ResolvedExperiment:
         ) from None
     except UnicodeDecodeError as exc:
         raise UserError.at(
-            f"not valid UTF-8 (byte {exc.start})", file=path, hint="save the config as UTF-8"
+            f"not valid UTF-8 (byte {exc.start})",
+            file=path,
+            line=exc.object[: exc.start].count(b"\n") + 1,
+            hint="save the config as UTF-8",
         ) from None
     except OSError as exc:
         raise UserError.at(f"cannot read config: {exc.strerror}", file=path) from None
@@ -245,6 +279,9 @@ def load_experiment(path: Path | str) -> ResolvedExperiment:
             hint="see configs/demo.yaml for the expected shape",
         )
     lines = _key_lines(node)
+    duplicates = _duplicate_keys(node, path)
+    if duplicates:
+        raise UserError(duplicates, hint="each key may appear once in a mapping; remove one")
     try:
         experiment = Experiment.model_validate(data)
     except ValidationError as exc:
@@ -260,6 +297,9 @@ def _problems(exc: ValidationError, path: Path, lines: dict[tuple, int]) -> list
         loc = tuple(err["loc"])
         # pydantic appends union/validator branch names to loc; keep the data path only.
         data_loc = tuple(x for x in loc if isinstance(x, int) or "[" not in str(x))
+        error = (err.get("ctx") or {}).get("error")
+        if isinstance(error, LocatedValueError):
+            data_loc += error.loc
         key = _key_path(data_loc)
         line = _nearest_line(lines, data_loc)
         msg = err["msg"]
@@ -285,6 +325,26 @@ def _nearest_line(lines: dict[tuple, int], loc: tuple) -> int | None:
         if loc[:n] in lines:
             return lines[loc[:n]]
     return None
+
+
+def _duplicate_keys(node: yaml.Node | None, path: Path, prefix: tuple = ()) -> list[Problem]:
+    """A key given twice in one mapping: YAML keeps the last silently, so say so."""
+    problems: list[Problem] = []
+    children = []
+    if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
+        for key_node, value_node in node.value:
+            key = (*prefix, key_node.value)
+            if key_node.value in seen:
+                line = key_node.start_mark.line + 1
+                problems.append(Problem("duplicate key", path, line, _key_path(key)))
+            seen.add(key_node.value)
+            children.append((value_node, key))
+    elif isinstance(node, yaml.SequenceNode):
+        children = [(child, (*prefix, i)) for i, child in enumerate(node.value)]
+    for child, key in children:
+        problems += _duplicate_keys(child, path, key)
+    return problems
 
 
 def _key_lines(node: yaml.Node | None, prefix: tuple = ()) -> dict[tuple, int]:

@@ -61,7 +61,7 @@ def load_gold_set(cfg: GoldSetConfig, path: Path, labels: Sequence[str]) -> Gold
     """Load and validate one gold set; raise UserError listing every bad line."""
     raw, text = read_text_file(path, "gold set")
     if cfg.resolved_format == "csv":
-        items, problems = _parse_csv_long(text, path, cfg.columns or CsvColumns())
+        items, problems = _parse_csv_long(text, path, cfg.columns or CsvColumns(), labels)
     else:
         items, problems = _parse_jsonl(text, path)
     problems += _check_items(items, path, labels)
@@ -112,7 +112,7 @@ def _item_from_object(obj: dict[str, Any], path: Path, lineno: int) -> tuple[Any
     item_id = obj.get("id")
     if item_id is None or (isinstance(item_id, str) and not item_id.strip()):
         return None, Problem("missing 'id'", path, lineno)
-    if not isinstance(item_id, str | int):
+    if isinstance(item_id, bool) or not isinstance(item_id, str | int):
         return None, Problem("'id' must be a string or an integer", path, lineno)
     annotations = obj.get("annotations")
     if not isinstance(annotations, dict) or not annotations:
@@ -142,8 +142,11 @@ def _as_label(value: Any) -> str:
 
 
 def _parse_csv_long(
-    text: str, path: Path, cols: CsvColumns
+    text: str, path: Path, cols: CsvColumns, labels: Sequence[str]
 ) -> tuple[list[GoldItem], list[Problem]]:
+    # Labels are checked here, row by row, so each problem names the row at fault rather
+    # than the item's first row (which is all `_check_items` knows).
+    allowed = set(labels)
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = reader.fieldnames or []
     wanted = [cols.item, cols.annotator, cols.label, *cols.fields, *cols.meta]
@@ -167,14 +170,31 @@ def _parse_csv_long(
         if not item_id:
             problems.append(Problem(f"empty item id (column '{cols.item}')", path, lineno))
             continue
-        entry = by_id.setdefault(
-            item_id, {"line": lineno, "annotations": {}, "fields": {}, "meta": {}, "gold": None}
-        )
         if not annotator or not label:
             problems.append(
                 Problem(f"row of item {item_id!r} lacks an annotator or a label", path, lineno)
             )
             continue
+        if label not in allowed:
+            problems.append(Problem(f"item {item_id!r}: unknown label {label!r}", path, lineno))
+            continue
+        gold = (row.get(cols.gold) or "").strip() if cols.gold else ""
+        if gold and gold not in allowed:
+            problems.append(
+                Problem(f"item {item_id!r}: gold {gold!r} is not a label", path, lineno)
+            )
+            continue
+        entry = by_id.setdefault(
+            item_id, {"line": lineno, "annotations": {}, "fields": {}, "meta": {}, "gold": None}
+        )
+        if gold and entry["gold"] not in (None, gold):
+            problems.append(
+                Problem(
+                    f"item {item_id!r} has two gold labels, {entry['gold']!r} and {gold!r}",
+                    path,
+                    lineno,
+                )
+            )
         if annotator in entry["annotations"] and entry["annotations"][annotator] != label:
             problems.append(
                 Problem(
@@ -188,8 +208,8 @@ def _parse_csv_long(
             entry["fields"].setdefault(c, row.get(c))
         for c in cols.meta:
             entry["meta"].setdefault(c, row.get(c) or "")
-        if cols.gold and (row.get(cols.gold) or "").strip():
-            entry["gold"] = row[cols.gold].strip()
+        if gold:
+            entry["gold"] = gold
     items = [
         GoldItem(
             id=i,

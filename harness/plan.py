@@ -17,6 +17,7 @@ from harness.config import ModelConfig, PromptConfig, ResolvedExperiment
 from harness.errors import Problem, UserError
 from harness.goldset import load_gold_set, load_pool, read_text_file
 from harness.prompts import FewShotSelector, PromptTemplate, load_template, pool_overlap, render
+from harness.providers.replay import read_replay
 from harness.records import CallSpec, GoldSet, Setup
 
 # Params that change how a call is made, not what it answers: never part of a cache key.
@@ -105,7 +106,7 @@ def make_plan(resolved: ResolvedExperiment) -> Plan:
         model = models[setup.model_id]
         if model.provider == "replay":
             path = resolved.resolve(model.model.removeprefix("replay/"))
-            read_text_file(path, "replay labels file")  # exists, UTF-8, not empty
+            read_replay(path)  # every bad line is found by `validate`, before any call
             replay_files[setup.id] = path
             continue
         _check_model(resolved, model)

@@ -28,11 +28,17 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from harness.errors import Problem, UserError
 from harness.records import GoldItem
 
-ROLE_MARKER = re.compile(r"^---[ \t]*(system|user|assistant)[ \t]*$", re.MULTILINE)
+# `\r?`: a template saved with Windows line endings still has its markers recognised.
+ROLE_MARKER = re.compile(r"^---[ \t]*(system|user|assistant)[ \t]*\r?$", re.MULTILINE)
 CONTEXT_NAMES = frozenset({"item", "labels", "label_names", "guidelines", "examples", "task"})
 
+# An empty loader: `{% include %}`, `{% import %}` and `{% extends %}` find no template (a
+# TemplateError) instead of reaching the file system or failing with a TypeError.
 _ENV = ImmutableSandboxedEnvironment(
-    undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
+    undefined=jinja2.StrictUndefined,
+    autoescape=False,
+    keep_trailing_newline=False,
+    loader=jinja2.DictLoader({}),
 )
 
 
@@ -65,11 +71,12 @@ def load_template(path: Path) -> PromptTemplate:
     for role, body, first_line in pieces:
         try:
             ast = _ENV.parse(body)
+            # Also compiles: an unknown filter or test (TemplateAssertionError) is found here.
+            unknown = sorted(jinja_meta.find_undeclared_variables(ast) - CONTEXT_NAMES)
         except jinja2.TemplateSyntaxError as exc:
             line = first_line + (exc.lineno or 1) - 1
             problems.append(Problem(f"template syntax error: {exc.message}", path, line))
             continue
-        unknown = sorted(jinja_meta.find_undeclared_variables(ast) - CONTEXT_NAMES)
         if unknown:
             line = first_line + _line_of(body, unknown[0]) - 1
             problems.append(
@@ -160,9 +167,22 @@ def render(
                 line=section.first_line,
                 hint="templates may only read the documented variables",
             ) from None
+        except jinja2.TemplateNotFound as exc:
+            raise UserError.at(
+                f"template tried to include, import or extend {exc.name!r}",
+                file=template.path,
+                line=section.first_line,
+                hint="a prompt template is one self-contained file; paste the shared text in",
+            ) from None
         except jinja2.TemplateError as exc:
             raise UserError.at(
                 f"template error on item {item.id!r}: {exc}",
+                file=template.path,
+                line=section.first_line,
+            ) from None
+        except Exception as exc:  # e.g. `{{ 1 / 0 }}`: the template's fault, not a bug of ours
+            raise UserError.at(
+                f"template error on item {item.id!r}: {type(exc).__name__}: {exc}",
                 file=template.path,
                 line=section.first_line,
             ) from None
@@ -176,7 +196,8 @@ def render(
 
 
 def normalised_text(item: GoldItem) -> str:
-    text = " ".join(str(v) for v in item.fields.values() if isinstance(v, str))
+    # Sorted by field name: the same item exported with another key order is the same text.
+    text = " ".join(v for _, v in sorted(item.fields.items()) if isinstance(v, str))
     return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", "", text.lower())).strip()
 
 
