@@ -259,6 +259,7 @@ def load_pool(path: Path, labels: Sequence[str]) -> list[GoldItem]:
     allowed = set(labels)
     pool: list[GoldItem] = []
     problems: list[Problem] = []
+    seen: dict[str, int] = {}
     for lineno, line in enumerate(io.StringIO(text), start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
@@ -277,6 +278,16 @@ def load_pool(path: Path, labels: Sequence[str]) -> list[GoldItem]:
         if label not in allowed:
             problems.append(Problem(f"label {label!r} is not one of {list(labels)}", path, lineno))
             continue
+        if str(obj["id"]) in seen:
+            problems.append(
+                Problem(
+                    f"duplicate id {obj['id']!r} (first on line {seen[str(obj['id'])]})",
+                    path,
+                    lineno,
+                )
+            )
+            continue
+        seen[str(obj["id"])] = lineno
         fields = {k: v for k, v in obj.items() if k not in RESERVED_KEYS | {"label"}}
         meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
         pool.append(

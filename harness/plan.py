@@ -115,6 +115,7 @@ def make_plan(resolved: ResolvedExperiment) -> Plan:
         schema = response_schema(labels) if wants_schema(model) else None
         top = model.top_logprobs if wants_logprobs(model) else None
         selector = selectors.get(setup.prompt_id)
+        fingerprint = model_fingerprint(model, resolved.base)
         for gold in gold_sets:
             for item in gold.items:
                 examples = selector.select(item) if selector else []
@@ -127,7 +128,7 @@ def make_plan(resolved: ResolvedExperiment) -> Plan:
                     task=task,
                 )
                 for sample in range(exp.run.samples):
-                    key = cache_key(model, messages, params, schema, top, sample)
+                    key = cache_key(model, messages, params, schema, top, sample, fingerprint)
                     specs.append(
                         CallSpec(
                             setup.id,
@@ -218,19 +219,52 @@ def cache_key(
     schema: Any,
     top_logprobs: int | None,
     sample: int,
+    model_file: str | None = None,
 ) -> str:
     """sha256 of canonical JSON of everything that determines the output, and nothing else."""
     payload = {
         "model": model.model,
+        "model_file": model_file,  # local/: the weights, not just the name
         "api_base": model.api_base,  # the same name on another server may be another model
         "messages": list(messages),
-        "params": dict(params),
+        # temperature 0 and 0.0 are the same setting: numbers are keyed as floats.
+        "params": {k: _canonical_number(v) for k, v in params.items()},
         "response_schema": schema,
         "top_logprobs": top_logprobs,
         "sample": sample,
     }
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _canonical_number(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+_FINGERPRINTS: dict[tuple[str, int, float], str] = {}
+
+
+def model_fingerprint(model: ModelConfig, base: Path | None = None) -> str | None:
+    """For a local GGUF: sha256 of its size, first and last MiB, so that an upgraded or
+    replaced file never reuses the old file's labels, while the same file at another path
+    (another machine, a CI runner) shares them. None for remote models."""
+    if model.provider != "local":
+        return None
+    from harness.providers.local import resolve_gguf
+
+    path = resolve_gguf(model.model, base or Path.cwd())
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime)
+    if key not in _FINGERPRINTS:
+        digest = hashlib.sha256(str(stat.st_size).encode())
+        with path.open("rb") as f:
+            digest.update(f.read(1 << 20))
+            f.seek(max(0, stat.st_size - (1 << 20)))
+            digest.update(f.read(1 << 20))
+        _FINGERPRINTS[key] = digest.hexdigest()
+    return _FINGERPRINTS[key]
 
 
 def estimate_tokens(spec: CallSpec) -> tuple[int, int]:

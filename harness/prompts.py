@@ -231,7 +231,15 @@ class FewShotSelector:
             from sklearn.feature_extraction.text import TfidfVectorizer
 
             self._vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
-            self._matrix = self._vectorizer.fit_transform([normalised_text(p) for p in self.pool])
+            try:
+                self._matrix = self._vectorizer.fit_transform(
+                    [normalised_text(p) for p in self.pool]
+                )
+            except ValueError:  # sklearn: "empty vocabulary"
+                raise UserError.at(
+                    "few-shot strategy 'similar' needs text in the pool items, found none",
+                    hint="give the pool items a text field, or use strategy fixed/stratified",
+                ) from None
 
     def select(self, item: GoldItem) -> list[GoldItem]:
         if self.strategy == "fixed":

@@ -385,3 +385,17 @@ def test_demo_pool_loads_eight_per_class():
     assert {label: sum(p.gold == label for p in pool) for label in LABELS} == dict.fromkeys(
         LABELS, 8
     )
+
+
+def test_load_pool_refuses_duplicate_ids(tmp_path):
+    path = write(
+        tmp_path / "pool.jsonl",
+        jsonl(
+            {"id": "p1", "text": "good", "label": "positive"},
+            {"id": "p1", "text": "bad", "label": "negative"},
+        ),
+    )
+    with pytest.raises(UserError) as info:
+        load_pool(path, LABELS)
+    (problem,) = info.value.problems
+    assert problem.line == 2 and "duplicate id 'p1' (first on line 1)" in problem.message

@@ -237,6 +237,7 @@ def key(**changes) -> str:
         args["schema"],
         args["top_logprobs"],
         args["sample"],
+        args.get("model_file"),
     )
 
 
@@ -335,3 +336,25 @@ def test_cache_key_ignores_params_that_do_not_change_the_output(extra):
 )
 def test_output_params_defaults(model, params, expected):
     assert output_params(ModelConfig(id="m", model=model, params=params)) == expected
+
+
+def test_integer_and_float_params_share_a_key():
+    assert key(params={"temperature": 0, "max_tokens": 8}) == key()
+
+
+def test_local_model_key_follows_the_weights_not_the_name(tmp_path):
+    from harness.plan import model_fingerprint
+
+    weights = tmp_path / "m.gguf"
+    weights.write_bytes(b"GGUF" + b"\0" * 4096)
+    model = ModelConfig(id="m", model="local/m.gguf")
+    first = model_fingerprint(model, tmp_path)
+    # The same bytes elsewhere (another machine or checkout) share the fingerprint.
+    elsewhere = tmp_path / "copy"
+    elsewhere.mkdir()
+    (elsewhere / "m.gguf").write_bytes(weights.read_bytes())
+    assert model_fingerprint(model, elsewhere) == first
+    weights.write_bytes(b"GGUF" + b"\1" * 4096)  # replaced weights: new labels
+    assert model_fingerprint(model, tmp_path) != first
+    assert key(model_file=first) != key(model_file=model_fingerprint(model, tmp_path))
+    assert model_fingerprint(ModelConfig(id="r", model="openai/gpt-4o-mini")) is None

@@ -402,3 +402,12 @@ def test_demo_pool_does_not_overlap_the_demo_gold_set():
     pool = load_pool(ROOT / "data/demo/fewshot_pool.jsonl", LABELS)
     assert pool_overlap(pool, gold.items) == []
     assert pool_overlap(pool, [*gold.items, pool[3]]) == [(pool[3].id, pool[3].id)]
+
+
+def test_similar_without_any_pool_text_is_a_user_error():
+    pool = [
+        GoldItem(id=f"p{i}", fields={"n": i}, annotations={"pool": "positive"}, gold="positive")
+        for i in range(3)
+    ]
+    with pytest.raises(UserError, match="needs text in the pool items"):
+        FewShotSelector(pool, 2, "similar", 0, LABELS)
