@@ -27,8 +27,9 @@ app = typer.Typer(
 )
 cache_app = typer.Typer(no_args_is_help=True, help="Inspect or clear the label cache.")
 app.add_typer(cache_app, name="cache")
-err = Console(stderr=True)
-out = Console()
+# soft_wrap: never break a message inside a path (`file:line` must stay greppable in CI logs).
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 ConfigArg = Annotated[Path, typer.Argument(help="experiment YAML, e.g. configs/demo.yaml")]
 

@@ -20,6 +20,7 @@ from harness.errors import UserError
 from harness.goldset import load_gold_set
 from harness.manifest import build_manifest, new_run_id, now_iso
 from harness.plan import Plan, build_setups, make_plan
+from harness.providers import Provider, make_provider
 from harness.providers.replay import replay_records
 from harness.records import LabelRecord, RunManifest
 from harness.report import write_reports
@@ -59,10 +60,17 @@ def run_experiment(
 
     runs_dir = Path(runs_dir or exp.run.runs_dir)
     cache = LabelCache(Path(cache_dir or os.environ.get("PRELABEL_CACHE_DIR") or exp.run.cache_dir))
+    try:
+        providers = make_providers(plan, cache)  # a missing API key fails before any output
+    except BaseException:
+        cache.close()
+        raise
     run_id = new_run_id(exp.name)
     run_dir = runs_dir / run_id
     run_dir.mkdir(parents=True)
     manifest = build_manifest(plan, run_id)
+    # Absolute, so that `prelabel report` finds the gold sets from any working directory.
+    manifest.config_path = str(plan.resolved.path.resolve())
     write_json(run_dir / "manifest.json", manifest.model_dump(mode="json"))
 
     sink = LabelSink(run_dir / "labels.jsonl")
@@ -81,7 +89,9 @@ def run_experiment(
         budget_usd=exp.run.budget_usd,
         **(settings_override or {}),
     )
-    runner = Runner(plan.specs, plan.models, plan.resolved.base, cache, labels, settings, keep)
+    runner = Runner(
+        plan.specs, plan.models, plan.resolved.base, cache, labels, settings, keep, providers
+    )
     try:
         for record in replayed:
             runner.emit(record)
@@ -117,6 +127,21 @@ def run_experiment(
     write_json(run_dir / "manifest.json", manifest.model_dump(mode="json"))
     write_reports(run_dir, manifest, metrics)
     return RunResult(run_dir, manifest, metrics, totals)
+
+
+def make_providers(plan: Plan, cache: LabelCache) -> dict[str, Provider]:
+    """Providers of the models that still have calls to make (none for a cached run, so no
+    litellm import); creating one checks its API key, so a missing key is a UserError."""
+    needed = dict.fromkeys(s.model_id for s in plan.specs if not cache.contains(s.cache_key))
+    providers: dict[str, Provider] = {}
+    for model_id in needed:
+        try:
+            providers[model_id] = make_provider(plan.models[model_id], plan.resolved.base)
+        except UserError as exc:
+            for problem in exc.problems:  # the key path is in the config file
+                problem.file = problem.file or plan.resolved.path
+            raise
+    return providers
 
 
 def rebuild_report(run_dir: Path) -> dict[str, Any]:

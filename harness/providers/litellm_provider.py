@@ -85,7 +85,7 @@ class LiteLLMProvider:
                 **kwargs,
             )
         except Exception as exc:  # litellm maps every provider's errors onto its own classes
-            raise classify(exc, self.litellm) from None
+            raise classify(exc, self.litellm, secret=self.api_key) from None
         latency = time.perf_counter() - start
         try:
             choice = resp.choices[0]
@@ -117,9 +117,14 @@ class LiteLLMProvider:
             return None
 
 
-def classify(exc: Exception, litellm: Any) -> ProviderError:
-    """Map a litellm exception to a failure kind, retryability and Retry-After."""
-    detail = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+def classify(exc: Exception, litellm: Any, secret: str | None = None) -> ProviderError:
+    """Map a litellm exception to a failure kind, retryability and Retry-After.
+
+    A server may echo the credentials in its error message, and the detail ends up in
+    labels.jsonl: `secret` (the API key) is masked before the message is cut short.
+    """
+    text = str(exc).replace(secret, "[api key]") if secret else str(exc)
+    detail = text.splitlines()[0][:300] if text else type(exc).__name__
     status = getattr(exc, "status_code", None)
     if isinstance(exc, litellm.AuthenticationError) or status in (401, 403):
         return ProviderError("auth", detail, retryable=False, fatal=True)
