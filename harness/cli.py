@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from harness.errors import UserError
+from harness.errors import Problem, UserError
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -52,11 +52,26 @@ def validate(config: ConfigArg) -> None:
         fail(exc)
     exp = plan.resolved.experiment
     cache_dir = Path(os.environ.get("PRELABEL_CACHE_DIR") or exp.run.cache_dir)
-    cached = 0
+    uncached = plan.specs
     if cache_dir.exists():
         cache = LabelCache(cache_dir)
-        cached = sum(cache.contains(s.cache_key) for s in plan.specs)
+        uncached = [s for s in plan.specs if not cache.contains(s.cache_key)]
         cache.close()
+    cached = len(plan.specs) - len(uncached)
+    # `run` would need these keys for the calls it still has to make.
+    needed = {s.model_id for s in uncached}
+    missing = [
+        Problem(
+            f"${m.api_key_env} is not set; model '{m.id}' has calls to make",
+            plan.resolved.path,
+            plan.resolved.key_lines.get(f"models[{i}].api_key_env"),
+            f"models[{i}].api_key_env",
+        )
+        for i, m in enumerate(exp.models)
+        if m.id in needed and m.api_key_env and not os.environ.get(m.api_key_env)
+    ]
+    if missing:
+        fail(UserError(missing, hint="export the variable (keys never go in the config)"))
     items = sum(len(g.items) for g in plan.gold_sets)
     out.print(
         f"OK {config}: {len(plan.gold_sets)} gold set(s), {items} items, "

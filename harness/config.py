@@ -1,12 +1,15 @@
 """The experiment config: YAML -> validated pydantic models.
 
 Unknown keys are rejected; every error names the file, the key path and its line, and says
-what to do. Relative paths in a config are relative to the config file's own folder, so a
-config means the same thing from any working directory.
+what to do. Input paths in a config (gold sets, templates, pools, replay files) are relative
+to the config file's own folder, so a config reads the same inputs from any working
+directory. Outputs (`run.runs_dir`, `run.cache_dir`) are relative to the working directory,
+like every command-line tool's outputs, so one cache serves every config of a project.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -232,6 +235,15 @@ class ResolvedExperiment:
     def resolve(self, p: Path | str) -> Path:
         p = Path(p).expanduser()
         return p if p.is_absolute() else (self.base / p).resolve()
+
+    @functools.cached_property
+    def key_lines(self) -> dict[str, int]:
+        """'models[1].model' -> its line in the config file (empty if there is no text)."""
+        try:
+            node = yaml.compose(self.text, Loader=yaml.SafeLoader) if self.text else None
+        except yaml.YAMLError:
+            return {}
+        return {_key_path(k): line for k, line in _key_lines(node).items()}
 
     @property
     def config_hash(self) -> str:

@@ -88,9 +88,63 @@ def build_setups(resolved: ResolvedExperiment) -> list[Setup]:
     return setups
 
 
+def referenced_files(resolved: ResolvedExperiment) -> list[tuple[str, str, Path | str]]:
+    """(key path, what, value) of every file the config names, for one existence check."""
+    exp = resolved.experiment
+    refs: list[tuple[str, str, Path | str]] = [
+        (f"gold_sets[{i}].path", "gold set", g.path) for i, g in enumerate(exp.gold_sets)
+    ]
+    if exp.task.guidelines_file:
+        refs.append(("task.guidelines_file", "guidelines file", exp.task.guidelines_file))
+    for i, p in enumerate(exp.prompts):
+        refs.append((f"prompts[{i}].template", "prompt template", p.template))
+        if p.few_shot:
+            refs.append((f"prompts[{i}].few_shot.pool", "few-shot pool", p.few_shot.pool))
+    for i, m in enumerate(exp.models):
+        if m.provider == "replay":
+            refs.append((f"models[{i}].model", "replay labels file", m.model[len("replay/") :]))
+    return refs
+
+
+def check_files_exist(resolved: ResolvedExperiment) -> None:
+    """Name the config key of every missing file at once, before reading any of them."""
+    problems = []
+    for key, what, value in referenced_files(resolved):
+        path = resolved.resolve(value)
+        if not path.is_file():
+            state = "is a directory" if path.is_dir() else "does not exist"
+            problems.append(Problem(f"{what} {path} {state}", resolved.path, None, key))
+    if problems:
+        lines = resolved.key_lines
+        for p in problems:
+            p.line = lines.get(p.key)
+        raise UserError(problems, hint="paths in a config are relative to the config file")
+
+
+def check_models(resolved: ResolvedExperiment) -> None:
+    for i, model in enumerate(resolved.experiment.models):
+        if model.provider != "local":
+            continue
+        from harness.providers.local import resolve_gguf
+
+        try:
+            resolve_gguf(model.model, resolved.base)
+        except UserError as exc:
+            key = f"models[{i}].model"
+            raise UserError(
+                [
+                    Problem(p.message, resolved.path, resolved.key_lines.get(key), key)
+                    for p in exc.problems
+                ],
+                exc.hint,
+            ) from None
+
+
 def make_plan(resolved: ResolvedExperiment) -> Plan:
     exp = resolved.experiment
     labels = exp.task.label_names
+    check_files_exist(resolved)
+    check_models(resolved)
     gold_sets = [load_gold_set(g, resolved.resolve(g.path), labels) for g in exp.gold_sets]
     guidelines = _guidelines(resolved)
     setups = build_setups(resolved)
@@ -109,7 +163,6 @@ def make_plan(resolved: ResolvedExperiment) -> Plan:
             read_replay(path)  # every bad line is found by `validate`, before any call
             replay_files[setup.id] = path
             continue
-        _check_model(resolved, model)
         template = templates[setup.prompt_id]
         params = output_params(model)
         schema = response_schema(labels) if wants_schema(model) else None
@@ -174,13 +227,6 @@ def _selector(
             "remove them from the pool (or from the gold set)",
         )
     return FewShotSelector(pool, fs.k, fs.strategy, fs.seed, labels)
-
-
-def _check_model(resolved: ResolvedExperiment, model: ModelConfig) -> None:
-    if model.provider == "local":
-        from harness.providers.local import resolve_gguf
-
-        resolve_gguf(model.model, resolved.base)  # raises UserError if missing
 
 
 def wants_schema(model: ModelConfig) -> bool:

@@ -105,7 +105,11 @@ def _wrong_type(exp):
 def _missing_gold(exp):
     exp.data["gold_sets"][0]["path"] = "nowhere/gold-missing.jsonl"
     exp.rewrite()
-    return "not found", r"nowhere/gold-missing\.jsonl"
+    return (
+        "does not exist",
+        rf"experiment\.yaml:{line_of(exp.config, 'nowhere/')}, key 'gold_sets\[0\]\.path'"
+        r".*nowhere/gold-missing\.jsonl",
+    )
 
 
 def _template_syntax(exp):
@@ -153,10 +157,6 @@ BAD_INPUTS = {
     "unknown-local-model": _unknown_local_model,
     "missing-api-key-env": _missing_api_key,
 }
-UNFIXED = pytest.mark.xfail(
-    strict=True,
-    reason="plan._check_model/local.resolve_gguf raise without the config file or key",
-)
 
 
 @pytest.mark.parametrize("command", ["run", "validate"])
@@ -164,8 +164,6 @@ UNFIXED = pytest.mark.xfail(
 def test_bad_input_exits_2_before_anything_is_written(
     srv, experiment, monkeypatch, cache_dir, command, case
 ):
-    if case == "missing-api-key-env" and command == "validate":
-        pytest.skip("validate calls no model, so it needs no key")
     monkeypatch.delenv("PRELABEL_TEST_UNSET_KEY", raising=False)
     exp = experiment(srv)
     what, _ = BAD_INPUTS[case](exp)
@@ -181,7 +179,7 @@ def test_bad_input_exits_2_before_anything_is_written(
 
 @pytest.mark.parametrize(
     "case",
-    [pytest.param(c, marks=UNFIXED) if c == "unknown-local-model" else c for c in BAD_INPUTS],
+    list(BAD_INPUTS),
 )
 def test_bad_input_message_names_the_file_and_the_line_or_key(srv, experiment, monkeypatch, case):
     monkeypatch.delenv("PRELABEL_TEST_UNSET_KEY", raising=False)

@@ -200,8 +200,11 @@ def test_a_bad_replay_file_is_found_by_the_plan(tmp_path, no_model_calls):
 def test_a_missing_template_is_a_user_error(tmp_path, no_model_calls):
     path = write_experiment(tmp_path)
     (tmp_path / "few.j2").unlink()
-    with pytest.raises(UserError, match="prompt template not found"):
+    with pytest.raises(UserError, match=r"prompt template .*few\.j2 does not exist") as info:
         make_plan(load_experiment(path))
+    (problem,) = info.value.problems
+    assert problem.key == "prompts[1].template" and problem.file == path
+    assert "few.j2" in path.read_text().splitlines()[problem.line - 1]
 
 
 def test_demo_config_plans_without_calls(no_model_calls):
