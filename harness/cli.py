@@ -28,8 +28,11 @@ app = typer.Typer(
 cache_app = typer.Typer(no_args_is_help=True, help="Inspect or clear the label cache.")
 app.add_typer(cache_app, name="cache")
 # soft_wrap: never break a message inside a path (`file:line` must stay greppable in CI logs).
-err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
+# Without a terminal (CI logs, pipes) rich assumes 80 columns and squeezes the leaderboard;
+# a log has no width limit, so give tables room there.
+_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
+err = Console(stderr=True, soft_wrap=True, width=_WIDTH)
+out = Console(soft_wrap=True, width=_WIDTH)
 
 ConfigArg = Annotated[Path, typer.Argument(help="experiment YAML, e.g. configs/demo.yaml")]
 
