@@ -44,12 +44,30 @@ class LabelSpec(Strict):
     description: str | None = None
 
 
+PAIRWISE_LABELS = ("A", "B", "tie")
+
+
+class PairwiseConfig(Strict):
+    """Which item fields hold the two responses, and whether to ask in both orders."""
+
+    response_a: str = "response_a"
+    response_b: str = "response_b"
+    # Ask every pair twice, the second time with the responses swapped, and map the second
+    # verdict back: position bias becomes measurable and cancels out of the final verdict.
+    swap: bool = True
+
+
 class TaskConfig(Strict):
-    type: Literal["classification"] = "classification"
+    """What is labelled. `classification`: one label of `labels`. `ordinal`: one level of
+    `labels`, listed from lowest to highest. `pairwise`: which of two responses is better,
+    labels A, B and tie (A = the response in `pairwise.response_a`)."""
+
+    type: Literal["classification", "ordinal", "pairwise"] = "classification"
     name: str | None = None
-    labels: list[LabelSpec] = Field(min_length=2)
+    labels: list[LabelSpec] = Field(default_factory=list)
     guidelines: str | None = None
     guidelines_file: Path | None = None
+    pairwise: PairwiseConfig | None = None
 
     @field_validator("labels", mode="before")
     @classmethod
@@ -67,6 +85,21 @@ class TaskConfig(Strict):
 
     @model_validator(mode="after")
     def _unique_labels(self) -> TaskConfig:
+        if self.type == "pairwise":
+            if not self.labels:  # frozen model: fill the fixed outcomes in place
+                object.__setattr__(self, "labels", [LabelSpec(name=n) for n in PAIRWISE_LABELS])
+            if self.pairwise is None:
+                object.__setattr__(self, "pairwise", PairwiseConfig())
+            extra = [lab.name for lab in self.labels if lab.name not in PAIRWISE_LABELS]
+            if extra or len(self.labels) < 2:
+                raise LocatedValueError(
+                    f"pairwise labels are A, B and optionally tie; got {extra or 'too few'}",
+                    ("labels",),
+                )
+        elif self.pairwise is not None:
+            raise LocatedValueError("'pairwise' settings need type: pairwise", ("pairwise",))
+        if len(self.labels) < 2:
+            raise LocatedValueError("a task needs at least two labels", ("labels",))
         names = [label.name for label in self.labels]
         for i, name in enumerate(names):
             if name in names[:i]:

@@ -9,16 +9,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness.config import ModelConfig, PromptConfig, ResolvedExperiment
+from harness.config import ModelConfig, PromptConfig, ResolvedExperiment, TaskConfig
 from harness.errors import Problem, UserError
 from harness.goldset import load_gold_set, load_pool, read_text_file
 from harness.prompts import FewShotSelector, PromptTemplate, load_template, pool_overlap, render
 from harness.providers.replay import read_replay
-from harness.records import CallSpec, GoldSet, Setup
+from harness.records import CallSpec, GoldItem, GoldSet, Setup
 
 # Params that change how a call is made, not what it answers: never part of a cache key.
 NON_OUTPUT_PARAMS = frozenset(
@@ -172,32 +172,60 @@ def make_plan(resolved: ResolvedExperiment) -> Plan:
         for gold in gold_sets:
             for item in gold.items:
                 examples = selector.select(item) if selector else []
-                messages = render(
-                    template,
-                    item,
-                    labels=label_specs,
-                    guidelines=guidelines,
-                    examples=examples,
-                    task=task,
-                )
-                for sample in range(exp.run.samples):
-                    key = cache_key(model, messages, params, schema, top, sample, fingerprint)
-                    specs.append(
-                        CallSpec(
-                            setup.id,
-                            gold.id,
-                            item.id,
-                            sample,
-                            model.id,
-                            model.model,
-                            messages,
-                            params,
-                            schema,
-                            top,
-                            key,
-                        )
+                for shown, swapped in presentations(exp.task, item, gold):
+                    messages = render(
+                        template,
+                        shown,
+                        labels=label_specs,
+                        guidelines=guidelines,
+                        examples=examples,
+                        task=task,
                     )
+                    for sample in range(exp.run.samples):
+                        key = cache_key(model, messages, params, schema, top, sample, fingerprint)
+                        specs.append(
+                            CallSpec(
+                                setup.id,
+                                gold.id,
+                                item.id,
+                                sample,
+                                model.id,
+                                model.model,
+                                messages,
+                                params,
+                                schema,
+                                top,
+                                key,
+                                swapped,
+                            )
+                        )
     return Plan(resolved, gold_sets, setups, specs, templates, replay_files)
+
+
+def presentations(task: TaskConfig, item: GoldItem, gold: GoldSet) -> list[tuple[GoldItem, bool]]:
+    """How an item is shown: as stored, and for pairwise tasks also with A and B swapped."""
+    if task.type != "pairwise" or task.pairwise is None:
+        return [(item, False)]
+    a, b = task.pairwise.response_a, task.pairwise.response_b
+    missing = [f for f in (a, b) if f not in item.fields]
+    if missing:
+        raise UserError.at(
+            f"pairwise item {item.id!r} lacks the field(s) {missing}",
+            file=gold.path,
+            line=item.line,
+            hint="set task.pairwise.response_a / response_b to its field names",
+        )
+    if not str(item.fields[a]).strip() or not str(item.fields[b]).strip():
+        raise UserError.at(
+            f"pairwise item {item.id!r} has an empty response",
+            file=gold.path,
+            line=item.line,
+            hint="remove the pair or fill in both responses",
+        )
+    if not task.pairwise.swap:
+        return [(item, False)]
+    fields = {**item.fields, a: item.fields[b], b: item.fields[a]}
+    return [(item, False), (replace(item, fields=fields), True)]
 
 
 def _guidelines(resolved: ResolvedExperiment) -> str:

@@ -59,6 +59,7 @@ class CallSpec:
     response_schema: Mapping[str, Any] | None  # JSON schema to constrain output, if supported
     top_logprobs: int | None  # ask for log-probabilities with this many alternatives
     cache_key: str
+    swapped: bool = False  # pairwise: shown with A and B swapped; the verdict is mapped back
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +121,7 @@ class LabelRecord(BaseModel):
     gold_set: str
     item: str
     sample: int = 0
+    swapped: bool = False  # pairwise: asked with A and B swapped; `label` is mapped back
     label: str | None = None
     failure: str | None = None  # e.g. "no_label_found", "timeout", "rate_limited", "http_500"
     failure_detail: str | None = None

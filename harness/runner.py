@@ -29,6 +29,7 @@ from harness.providers import Provider, ProviderError, make_provider
 from harness.records import CallSpec, LabelRecord, ProviderReply
 
 RETRY_AFTER_CAP_S = 120.0
+SWAP = {"A": "B", "B": "A"}
 
 
 @dataclass
@@ -92,9 +93,13 @@ def to_record(
     probs = None
     if reply.token_logprobs and parsed.label is not None:
         probs = label_probabilities(reply.token_logprobs, labels, parsed.label)
+    label = parsed.label
+    if spec.swapped:  # the verdict was about the swapped order: map it back to A/B as stored
+        label = SWAP.get(label, label)
+        probs = {SWAP.get(k, k): v for k, v in probs.items()} if probs else probs
     confidence, source = None, None
-    if probs and parsed.label in probs:
-        confidence, source = probs[parsed.label], "logprobs"
+    if probs and label in probs:
+        confidence, source = probs[label], "logprobs"
     elif parsed.confidence is not None and parsed.label is not None:
         confidence, source = parsed.confidence, "verbalized"
     return LabelRecord(
@@ -102,7 +107,8 @@ def to_record(
         gold_set=spec.gold_set_id,
         item=spec.item_id,
         sample=spec.sample,
-        label=parsed.label,
+        swapped=spec.swapped,
+        label=label,
         failure=parsed.failure,
         failure_detail=parsed.detail,
         parse_method=parsed.method,
@@ -131,6 +137,7 @@ def failure_record(
         gold_set=spec.gold_set_id,
         item=spec.item_id,
         sample=spec.sample,
+        swapped=spec.swapped,
         failure=error.kind,
         failure_detail=error.detail,
         attempts=attempts,

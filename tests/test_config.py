@@ -346,7 +346,7 @@ VALIDATION_CASES = [
         ),
         ("labels:", 1),
         "task.labels",
-        "at least 2",
+        "at least two labels",
     ),
     (
         "guidelines_twice",
