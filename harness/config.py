@@ -90,10 +90,11 @@ class TaskConfig(Strict):
                 object.__setattr__(self, "labels", [LabelSpec(name=n) for n in PAIRWISE_LABELS])
             if self.pairwise is None:
                 object.__setattr__(self, "pairwise", PairwiseConfig())
-            extra = [lab.name for lab in self.labels if lab.name not in PAIRWISE_LABELS]
-            if extra or len(self.labels) < 2:
+            # Fixed codes: combining both orders turns a conflict into a tie, so tie must exist.
+            if tuple(lab.name for lab in self.labels) != PAIRWISE_LABELS:
                 raise LocatedValueError(
-                    f"pairwise labels are A, B and optionally tie; got {extra or 'too few'}",
+                    f"a pairwise task's labels are exactly {list(PAIRWISE_LABELS)} in this "
+                    "order (leave 'labels' out to get them)",
                     ("labels",),
                 )
         elif self.pairwise is not None:

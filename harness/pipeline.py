@@ -118,6 +118,7 @@ def run_experiment(
         records,
         labels,
         n_boot=exp.report.bootstrap,
+        task=exp.task,
         seed=exp.report.seed,
         level=exp.report.level,
     )
@@ -170,6 +171,7 @@ def rebuild_report(run_dir: Path) -> dict[str, Any]:
         records,
         exp.task.label_names,
         n_boot=exp.report.bootstrap,
+        task=exp.task,
         seed=exp.report.seed,
         level=exp.report.level,
     )

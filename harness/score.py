@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 
 from harness import metrics as m
+from harness import score_tasks as tasks
+from harness.config import TaskConfig
 from harness.records import GoldSet, LabelRecord, Setup
 
 SCHEMA_VERSION = 1
@@ -22,6 +24,7 @@ TIE_RULE = (
     "majority vote; a tie goes to the adjudicated gold label when the item has one "
     "and it is among the tied labels, else to the tied label listed first in the task"
 )
+MEDIAN_RULE = "median of the annotators' levels; with an even count, the lower median"
 
 
 def interval(iv: m.Interval) -> dict[str, Any]:
@@ -44,8 +47,9 @@ def _num(x: Any) -> float | None:
 class CodedGoldSet:
     """A gold set as integer arrays: ratings (items x annotators), reference labels."""
 
-    def __init__(self, gold: GoldSet, labels: Sequence[str]):
+    def __init__(self, gold: GoldSet, labels: Sequence[str], task_type: str = "classification"):
         self.gold = gold
+        self.task_type = task_type
         self.labels = list(labels)
         code = {label: i for i, label in enumerate(labels)}
         self.code = code
@@ -61,44 +65,71 @@ class CodedGoldSet:
                 tie_break[i] = code[item.gold]
         self.ratings = ratings
         self.reference, self.no_majority = m.majority_vote(ratings, len(labels), tie_break)
+        if task_type == "ordinal":  # the median of an ordered scale (lower median on ties)
+            self.reference = m.median_label(ratings, len(labels))
 
 
 class ItemPredictions:
-    """One prediction per item of one setup: the mode over samples, with a confidence."""
+    """One prediction per item of one setup: the mode over samples, with a confidence.
+
+    Pairwise items asked in both orders get one verdict per order (`original`,
+    `swapped`, the latter already mapped back to A/B as stored), combined by
+    `metrics.combine_orders`: equal verdicts stand, conflicting ones become a tie.
+    """
 
     def __init__(self, coded: CodedGoldSet, records: Iterable[LabelRecord]):
-        n, k = len(coded.item_ids), len(coded.labels)
         by_item: dict[int, list[LabelRecord]] = defaultdict(list)
         for r in records:
             if r.item in coded.index:
                 by_item[coded.index[r.item]].append(r)
-        self.pred = np.full(n, -1, dtype=np.int64)
-        self.confidence = np.full(n, np.nan)
+        self.records = [r for recs in by_item.values() for r in recs]
+        self.labels = coded.labels
         self.sources: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()
-        self.samples = max((len(v) for v in by_item.values()), default=0)
+        self.samples = max((sum(not r.swapped for r in v) for v in by_item.values()), default=0)
+        self.pred, self.confidence = self._modes(coded, by_item, swapped=False)
+        self.original = self.swapped = None
+        if any(r.swapped for r in self.records):
+            self.original = self.pred
+            self.swapped, conf_swapped = self._modes(coded, by_item, swapped=True, count=False)
+            self.pred, consistent = m.combine_orders(self.original, self.swapped)
+            both = ~np.isnan(self.confidence) & ~np.isnan(conf_swapped)
+            # A conflict became a tie that neither order chose: no confidence for it.
+            self.confidence = np.where(both, (self.confidence + conf_swapped) / 2, np.nan)
+            self.confidence[~consistent] = np.nan
+        for i in np.flatnonzero(self.pred < 0):  # every unanswered item, with its reason
+            recs = by_item.get(int(i), [])
+            failed = [r.failure for r in recs if r.failure]
+            self.failures[failed[0] if failed else ("not_run" if not recs else "no_label")] += 1
+
+    def _modes(
+        self,
+        coded: CodedGoldSet,
+        by_item: dict[int, list[LabelRecord]],
+        *,
+        swapped: bool,
+        count: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        n = len(coded.item_ids)
+        pred = np.full(n, -1, dtype=np.int64)
+        confidence = np.full(n, np.nan)
         for i in range(n):
-            recs = by_item.get(i, [])
+            recs = [r for r in by_item.get(i, []) if r.swapped == swapped]
             votes = Counter(coded.code[r.label] for r in recs if r.label in coded.code)
-            if not recs:
-                self.failures["not_run"] += 1
-                continue
             if not votes:
-                self.failures[recs[0].failure or "no_label"] += 1
                 continue
             top = max(votes.values())
             # The mode; ties go to the label listed first in the task (deterministic).
-            self.pred[i] = min(c for c, v in votes.items() if v == top)
+            pred[i] = min(c for c, v in votes.items() if v == top)
             if len(recs) > 1:
-                self.confidence[i] = top / len(recs)
-                self.sources["self_consistency"] += 1
-            else:
-                r = recs[0]
-                if r.confidence is not None:
-                    self.confidence[i] = r.confidence
-                    self.sources[r.confidence_source or "unknown"] += 1
-        self.records = [r for recs in by_item.values() for r in recs]
-        self.k = k
+                confidence[i] = top / len(recs)
+                if count:
+                    self.sources["self_consistency"] += 1
+            elif recs[0].confidence is not None:
+                confidence[i] = recs[0].confidence
+                if count:
+                    self.sources[recs[0].confidence_source or "unknown"] += 1
+        return pred, confidence
 
 
 def human_block(coded: CodedGoldSet) -> dict[str, Any]:
@@ -137,8 +168,8 @@ def human_block(coded: CodedGoldSet) -> dict[str, Any]:
         "label_distribution": _dist(ratings[ratings >= 0], coded.labels),
         "reference_distribution": _dist(coded.reference, coded.labels),
         "reference": {
-            "method": "majority",
-            "tie_rule": TIE_RULE,
+            "method": "median" if coded.task_type == "ordinal" else "majority",
+            "tie_rule": MEDIAN_RULE if coded.task_type == "ordinal" else TIE_RULE,
             "n_no_majority": int(coded.no_majority.sum()),
             "n_items": len(coded.item_ids),
         },
@@ -310,19 +341,35 @@ def score_run(
     n_boot: int = 1000,
     seed: int = 0,
     level: float = 0.95,
+    task: TaskConfig | None = None,
 ) -> dict[str, Any]:
     """Every metric, per gold set and setup; the dict written as metrics.json."""
+    task_type = task.type if task else "classification"
+    boot = {"n_boot": n_boot, "seed": seed, "level": level}
     by_key: dict[tuple[str, str], list[LabelRecord]] = defaultdict(list)
     for r in records:
         by_key[(r.gold_set, r.setup)].append(r)
     out_sets = []
     board = []
     for gold in gold_sets:
-        coded = CodedGoldSet(gold, labels)
+        coded = CodedGoldSet(gold, labels, task_type)
+        humans = human_block(coded)
+        lengths = None
+        if task_type == "ordinal":
+            humans["ordinal"] = tasks.ordinal_humans(coded)
+        elif task_type == "pairwise" and task is not None and task.pairwise is not None:
+            lengths = tasks.response_lengths(
+                coded, task.pairwise.response_a, task.pairwise.response_b
+            )
+            humans["pairwise"] = tasks.pairwise_humans(coded, lengths)
         blocks = []
         for setup in setups:
             preds = ItemPredictions(coded, by_key.get((gold.id, setup.id), []))
             block = setup_block(coded, setup, preds, n_boot, seed, level)
+            if task_type == "ordinal":
+                block["ordinal"] = tasks.ordinal_setup(coded, preds, boot)
+            elif lengths is not None:
+                block["pairwise"] = tasks.pairwise_setup(coded, preds, lengths, boot)
             blocks.append(block)
             board.append(_board_row(gold.id, block))
         out_sets.append(
@@ -330,7 +377,7 @@ def score_run(
                 "id": gold.id,
                 "path": gold.path,
                 "content_hash": gold.content_hash,
-                "humans": human_block(coded),
+                "humans": humans,
                 "setups": blocks,
                 "baseline": baseline_block(coded, n_boot, seed, level),
             }
@@ -338,6 +385,7 @@ def score_run(
     board.sort(key=lambda r: (r["gold_set"], -(r["kappa"] if r["kappa"] is not None else -9)))
     return {
         "schema_version": SCHEMA_VERSION,
+        "task_type": task_type,
         "labels": list(labels),
         "bootstrap": {
             "n_boot": n_boot,

@@ -82,3 +82,51 @@ __all__ = [
     "soft_labels",
     "validate_codes",
 ]
+
+# Ordinal scales and pairwise preference. pairwise.agreement is re-exported as
+# pairwise_agreement: the bare name would shadow the `agreement` submodule here.
+from .ordinal import (
+    ORDINAL_METRICS,
+    OrdinalCeiling,
+    OrdinalCeilingRow,
+    OrdinalMetrics,
+    expected_level,
+    ordinal_ci,
+    ordinal_from_confusion,
+    ordinal_human_ceiling,
+    ordinal_metrics,
+    top_level_probability,
+)
+from .pairwise import (
+    PAIRWISE_METRICS,
+    combine_orders,
+    first_position_rate,
+    length_bias,
+    pairwise_ci,
+    position_consistency,
+    tie_rate,
+    unswap,
+)
+from .pairwise import agreement as pairwise_agreement
+
+__all__ += [
+    "ORDINAL_METRICS",
+    "PAIRWISE_METRICS",
+    "OrdinalCeiling",
+    "OrdinalCeilingRow",
+    "OrdinalMetrics",
+    "combine_orders",
+    "expected_level",
+    "first_position_rate",
+    "length_bias",
+    "ordinal_ci",
+    "ordinal_from_confusion",
+    "ordinal_human_ceiling",
+    "ordinal_metrics",
+    "pairwise_agreement",
+    "pairwise_ci",
+    "position_consistency",
+    "tie_rate",
+    "top_level_probability",
+    "unswap",
+]

@@ -55,13 +55,14 @@ def combine_orders(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Final verdict per pair from the two presentation orders, and a consistency mask.
 
-    MT-Bench rule (Zheng et al. 2023, "swapping positions": a win only when it is
-    preferred in both orders, an inconsistent pair is a tie; FastChat's llm_judge
-    scores an "inconsistent" pair as a tie): both present and equal -> that verdict;
-    both present and different -> tie (2), also for (A, tie) or (tie, B); one missing
-    -> the other; both missing -> -1. Both inputs are in stored terms (apply :func:`unswap` to the
-    swapped run first). Returns ``(final, consistent)``: int64 codes and a bool mask,
-    True where both are present and equal (False wherever either is missing).
+    MT-Bench rule (Zheng et al. 2023, "swapping positions": declare a win only when
+    it is preferred in both orders, otherwise a tie; FastChat's llm_judge scores an
+    "inconsistent" pair as a tie): both present and equal -> that verdict; both
+    present and different -> tie (2), also for (A, tie) or (tie, B); one missing ->
+    the other; both missing -> -1. Both inputs are in stored terms (apply
+    :func:`unswap` to the swapped run first). Returns ``(final, consistent)``: int64
+    codes and a bool mask, True where both are present and equal (False wherever
+    either is missing).
     """
     first, second = _two(original, swapped_mapped_back, ("original", "swapped_mapped_back"))
     both = (first >= 0) & (second >= 0)

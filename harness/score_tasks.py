@@ -1,0 +1,167 @@
+"""Task-specific blocks of metrics.json: what ordinal and pairwise tasks add to the common
+classification view (which stays: exact accuracy is accuracy, A/B/tie are three classes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from harness import metrics as m
+
+if TYPE_CHECKING:
+    from harness.score import CodedGoldSet, ItemPredictions
+
+A, B, TIE = 0, 1, 2
+
+
+def _num(x: Any) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return None if np.isnan(x) else round(x, 6)
+
+
+def _iv(iv: m.Interval) -> dict[str, Any]:
+    return {
+        "estimate": _num(iv.estimate),
+        "low": _num(iv.low),
+        "high": _num(iv.high),
+        "n": int(iv.n),
+        "level": iv.level,
+    }
+
+
+def _rate(value: tuple[float, int]) -> dict[str, Any]:
+    return {"value": _num(value[0]), "n": int(value[1])}
+
+
+# --------------------------------------------------------------------------------- ordinal
+
+
+def ordinal_humans(coded: CodedGoldSet) -> dict[str, Any]:
+    rel = m.reliability_matrix(coded.ratings)
+    k = len(coded.labels)
+    n_rated = int(((coded.ratings >= 0).sum(axis=1) >= 2).sum())
+    return {
+        "krippendorff_alpha_ordinal": _num(m.krippendorff_alpha(rel, "ordinal", n_values=k)),
+        "krippendorff_alpha_interval": _num(m.krippendorff_alpha(rel, "interval", n_values=k)),
+        "n_items": n_rated,
+        "scale": list(coded.labels),
+    }
+
+
+def ordinal_setup(
+    coded: CodedGoldSet, preds: ItemPredictions, boot: dict[str, Any]
+) -> dict[str, Any]:
+    k = len(coded.labels)
+    ref, pred = coded.reference, preds.pred
+    ceiling = m.ordinal_human_ceiling(coded.ratings, pred, k)
+    rel_humans = m.reliability_matrix(coded.ratings)
+    rel_with = m.reliability_matrix(np.column_stack([coded.ratings, pred]))
+    return {
+        "scale": list(coded.labels),
+        "exact": _iv(m.ordinal_ci(ref, pred, k, "exact", **boot)),
+        "within_one": _iv(m.ordinal_ci(ref, pred, k, "within_one", **boot)),
+        "mae": _iv(m.ordinal_ci(ref, pred, k, "mae", **boot)),
+        "kappa_linear": _iv(m.ordinal_ci(ref, pred, k, "kappa_linear", **boot)),
+        "kappa_quadratic": _iv(m.ordinal_ci(ref, pred, k, "kappa_quadratic", **boot)),
+        "alpha": {
+            "ordinal_humans": _num(m.krippendorff_alpha(rel_humans, "ordinal", n_values=k)),
+            "ordinal_humans_plus_llm": _num(m.krippendorff_alpha(rel_with, "ordinal", n_values=k)),
+            "interval_humans": _num(m.krippendorff_alpha(rel_humans, "interval", n_values=k)),
+            "interval_humans_plus_llm": _num(
+                m.krippendorff_alpha(rel_with, "interval", n_values=k)
+            ),
+        },
+        "human_ceiling": {
+            "method": "leave-one-annotator-out against the lower median of the others",
+            **{
+                key: (_num(v) if isinstance(v, float) else v)
+                for key, v in asdict(ceiling).items()
+                if key != "per_annotator"
+            },
+            "per_annotator": [
+                {
+                    **{
+                        key: (_num(v) if isinstance(v, float) else v)
+                        for key, v in asdict(row).items()
+                    },
+                    "annotator": coded.gold.annotators[row.annotator],
+                }
+                for row in ceiling.per_annotator
+            ],
+        },
+        "mean_expected_level": _expected_level(preds, k),
+    }
+
+
+def _expected_level(preds: ItemPredictions, k: int) -> dict[str, Any] | None:
+    """Mean over items of the expected level (0-based) under the label distribution."""
+    rows = [r.label_probs for r in preds.records if r.label_probs]
+    if not rows:
+        return None
+    labels = list(preds.labels)
+    probs = np.array([[p.get(label, 0.0) for label in labels] for p in rows])
+    return {"value": _num(m.expected_level(probs).mean()), "n": len(rows)}
+
+
+# -------------------------------------------------------------------------------- pairwise
+
+
+def response_lengths(
+    coded: CodedGoldSet, field_a: str, field_b: str
+) -> tuple[np.ndarray, np.ndarray]:
+    items = coded.gold.items
+    return (
+        np.array([len(str(i.fields.get(field_a, ""))) for i in items]),
+        np.array([len(str(i.fields.get(field_b, ""))) for i in items]),
+    )
+
+
+def _code(coded: CodedGoldSet, label: str) -> int:
+    return coded.code.get(label, -9)
+
+
+def _outcomes(coded: CodedGoldSet, codes: np.ndarray) -> np.ndarray:
+    """Task codes -> pairwise codes (A=0, B=1, tie=2), whatever order the labels are in."""
+    mapping = {_code(coded, "A"): A, _code(coded, "B"): B, _code(coded, "tie"): TIE, -1: -1}
+    return np.array([mapping.get(int(c), -1) for c in codes], dtype=np.int64)
+
+
+def pairwise_humans(coded: CodedGoldSet, lengths: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+    ratings = coded.ratings
+    votes = _outcomes(coded, ratings.ravel()).reshape(ratings.shape)
+    ref = _outcomes(coded, coded.reference)
+    return {
+        "tie_rate_ratings": _rate(m.tie_rate(votes[votes >= 0])),
+        "tie_rate_reference": _rate(m.tie_rate(ref)),
+        "length_bias_reference": _rate(m.length_bias(*lengths, ref)),
+    }
+
+
+def pairwise_setup(
+    coded: CodedGoldSet,
+    preds: ItemPredictions,
+    lengths: tuple[np.ndarray, np.ndarray],
+    boot: dict[str, Any],
+) -> dict[str, Any]:
+    ref = _outcomes(coded, coded.reference)
+    pred = _outcomes(coded, preds.pred)
+    block: dict[str, Any] = {
+        "agreement_with_ties": _iv(m.pairwise_ci(ref, pred, "agreement_with_ties", **boot)),
+        "agreement_without_ties": _iv(m.pairwise_ci(ref, pred, "agreement_without_ties", **boot)),
+        "tie_rate": _rate(m.tie_rate(pred)),
+        "length_bias": _rate(m.length_bias(*lengths, pred)),
+        "length_bias_humans": _rate(m.length_bias(*lengths, ref)),
+        "both_orders": preds.swapped is not None,
+    }
+    if preds.swapped is not None:
+        original = _outcomes(coded, preds.original)
+        swapped = _outcomes(coded, preds.swapped)
+        block["position_consistency"] = _rate(m.position_consistency(original, swapped))
+        # As shown: the swapped call saw B first, so its raw verdict is the mapped one undone.
+        block["first_position_rate"] = _rate(m.first_position_rate(original, m.unswap(swapped)))
+    return block
