@@ -25,6 +25,10 @@ TIE_RULE = (
     "and it is among the tied labels, else to the tied label listed first in the task"
 )
 MEDIAN_RULE = "median of the annotators' levels; with an even count, the lower median"
+PAIRWISE_RULE = (
+    "majority vote; a split vote goes to the adjudicated gold verdict when the item has one, "
+    "else it is a tie"
+)
 
 
 def interval(iv: m.Interval) -> dict[str, Any]:
@@ -67,6 +71,11 @@ class CodedGoldSet:
         self.reference, self.no_majority = m.majority_vote(ratings, len(labels), tie_break)
         if task_type == "ordinal":  # the median of an ordered scale (lower median on ties)
             self.reference = m.median_label(ratings, len(labels))
+        elif task_type == "pairwise" and "tie" in code:
+            # A crowd split between A and B is no verdict for either: call it a tie rather
+            # than favour the first-listed outcome (which would bias the reference to A).
+            split = self.no_majority & (tie_break < 0)
+            self.reference = np.where(split, code["tie"], self.reference)
 
 
 class ItemPredictions:
@@ -169,7 +178,9 @@ def human_block(coded: CodedGoldSet) -> dict[str, Any]:
         "reference_distribution": _dist(coded.reference, coded.labels),
         "reference": {
             "method": "median" if coded.task_type == "ordinal" else "majority",
-            "tie_rule": MEDIAN_RULE if coded.task_type == "ordinal" else TIE_RULE,
+            "tie_rule": {"ordinal": MEDIAN_RULE, "pairwise": PAIRWISE_RULE}.get(
+                coded.task_type, TIE_RULE
+            ),
             "n_no_majority": int(coded.no_majority.sum()),
             "n_items": len(coded.item_ids),
         },
@@ -189,7 +200,8 @@ def setup_block(
     boot = {"n_boot": n_boot, "seed": seed, "level": level}
     cm = m.classification_metrics(ref, pred, k)
     answered = pred >= 0
-    ceiling = m.human_ceiling(coded.ratings, pred, k)
+    split = coded.code.get("tie") if coded.task_type == "pairwise" else None
+    ceiling = m.human_ceiling(coded.ratings, pred, k, split_code=split)
     with_llm = np.column_stack([coded.ratings, pred])
     per_annotator = [
         m.cohen_kappa(coded.ratings[:, j], pred, k) for j in range(coded.ratings.shape[1])

@@ -346,3 +346,18 @@ def test_human_ceiling_perfect_llm_and_single_annotator():
     assert math.isnan(lonely.ratio_accuracy)
     with pytest.raises(ValueError):
         human_ceiling(ratings, np.array([0, 1]), 2)
+
+
+def test_human_ceiling_split_code_turns_split_references_into_that_code():
+    # Two annotators per item: leaving one out leaves one other, so no split is possible;
+    # with three, item 0's others for annotator 0 are (1, 0): a split.
+    ratings = np.array([[2, 1, 0], [0, 0, 0]])
+    prediction = np.array([2, 0])
+    plain = human_ceiling(ratings, prediction, 3)
+    tied = human_ceiling(ratings, prediction, 3, split_code=2)
+    # Annotator 0 on item 0: reference of the others (1, 0) -> lowest code 0 by default,
+    # -> 2 with split_code=2, which annotator 0 (label 2) and the prediction (2) then match.
+    row0_plain = next(r for r in plain.per_annotator if r.annotator == 0)
+    row0_tied = next(r for r in tied.per_annotator if r.annotator == 0)
+    assert row0_plain.human_accuracy == 0.5 and row0_tied.human_accuracy == 1.0
+    assert row0_plain.llm_accuracy == 0.5 and row0_tied.llm_accuracy == 1.0

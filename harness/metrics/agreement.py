@@ -321,12 +321,15 @@ def _weighted_mean(values: list[float], weights: list[int]) -> float:
     return float(np.average(v[keep], weights=w[keep])) if keep.any() else float("nan")
 
 
-def human_ceiling(ratings: np.ndarray, prediction: np.ndarray, n_classes: int) -> HumanCeiling:
+def human_ceiling(
+    ratings: np.ndarray, prediction: np.ndarray, n_classes: int, split_code: int | None = None
+) -> HumanCeiling:
     """Leave-one-annotator-out human ceiling and the LLM on the same items.
 
     For each annotator j, on items j labelled that have >= 1 other rating, the reference
     is :func:`majority_vote` of the other annotators (ties among them go to the lowest
-    code; no gold tie-break, so every annotator is judged by the same rule). Accuracy and
+    code, or to `split_code` when given; no gold tie-break, so every annotator is judged by
+    the same rule). Accuracy and
     unweighted Cohen's kappa of j and of ``prediction`` against that reference. A failed
     prediction (-1) is wrong for accuracy and, for kappa, a category of its own that
     never matches (it stays in n). Aggregates are means over annotators weighted by
@@ -341,7 +344,9 @@ def human_ceiling(ratings: np.ndarray, prediction: np.ndarray, n_classes: int) -
     rows = []
     for j in range(r.shape[1]):
         others = np.delete(r, j, axis=1)
-        reference, _ = majority_vote(others, n_classes)
+        reference, split = majority_vote(others, n_classes)
+        if split_code is not None:  # e.g. pairwise: a split among the others is a tie
+            reference = np.where(split, split_code, reference)
         items = (r[:, j] >= 0) & (reference >= 0)
         ref, human, llm = reference[items], r[items, j], pred_codes[items]
         n = int(items.sum())

@@ -6,47 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from harness.records import RunManifest
-
-
-def fmt(x: float | None, digits: int = 3) -> str:
-    return "–" if x is None else f"{x:.{digits}f}"
-
-
-def fmt_iv(iv: dict[str, Any] | None, digits: int = 3) -> str:
-    if not iv or iv.get("estimate") is None:
-        return "–"
-    low, high = iv.get("low"), iv.get("high")
-    span = f" [{fmt(low, digits)}, {fmt(high, digits)}]" if low is not None else ""
-    return f"{fmt(iv['estimate'], digits)}{span}"
-
-
-def kappa_band(k: float | None) -> str:
-    """Landis & Koch (1977): a convention to read kappa by, not a truth."""
-    if k is None:
-        return ""
-    for bound, name in (
-        (0.0, "poor"),
-        (0.2, "slight"),
-        (0.4, "fair"),
-        (0.6, "moderate"),
-        (0.8, "substantial"),
-    ):
-        if k <= bound:
-            return name
-    return "almost perfect"
-
-
-def alpha_band(a: float | None) -> str:
-    """Krippendorff's cut-offs: >= 0.800 reliable, >= 0.667 tentative conclusions."""
-    if a is None:
-        return ""
-    return "reliable" if a >= 0.8 else "tentative" if a >= 0.667 else "unreliable"
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+from harness.report.markdown_format import alpha_band, fmt, fmt_iv, kappa_band, table
+from harness.report.task_sections import humans_section, setup_section
 
 
 def render_markdown(manifest: RunManifest, metrics: dict[str, Any]) -> str:
@@ -157,13 +118,9 @@ def _gold_set(gs: dict[str, Any], level: int) -> list[str]:
         f"- Reference label: {h['reference']['tie_rule']}; items without a majority: "
         f"{h['reference']['n_no_majority']} of {h['reference']['n_items']}",
         "",
-        table(
-            ["annotator pair", "n", "Cohen's kappa"],
-            [
-                [f"{p['a']} / {p['b']}", str(p["n"]), f"{fmt(p['kappa'])} {kappa_band(p['kappa'])}"]
-                for p in h["pairwise_kappa"]
-            ],
-        ),
+        *humans_section(h),
+        "",
+        _pair_kappas(h["pairwise_kappa"]),
         "",
         table(
             ["label", "all human ratings", "reference"],
@@ -235,6 +192,7 @@ def _setup(b: dict[str, Any]) -> list[str]:
             ],
         ),
     ]
+    out += setup_section(b)
     conf = b["confusion"]
     out += [
         "",
@@ -246,3 +204,28 @@ def _setup(b: dict[str, Any]) -> list[str]:
         ),
     ]
     return out
+
+
+MAX_PAIR_ROWS = 15
+
+
+def _pair_kappas(pairs: list[dict[str, Any]]) -> str:
+    """Every annotator pair for small panels; a summary for crowds (metrics.json has all)."""
+    if len(pairs) <= MAX_PAIR_ROWS:
+        return table(
+            ["annotator pair", "n", "Cohen's kappa"],
+            [
+                [f"{p['a']} / {p['b']}", str(p["n"]), f"{fmt(p['kappa'])} {kappa_band(p['kappa'])}"]
+                for p in pairs
+            ],
+        )
+    usable = sorted(p["kappa"] for p in pairs if p["n"] >= 10 and p["kappa"] is not None)
+    if not usable:
+        return f"Cohen's kappa per annotator pair: no pair of the {len(pairs)} shares 10 items."
+    mid = usable[len(usable) // 2]
+    q1, q3 = usable[len(usable) // 4], usable[(3 * len(usable)) // 4]
+    return (
+        f"Cohen's kappa per annotator pair: median {fmt(mid)} (quartiles {fmt(q1)} to "
+        f"{fmt(q3)}) over {len(usable)} pairs sharing >= 10 items, of {len(pairs)} pairs "
+        "(all in metrics.json)."
+    )
