@@ -12,7 +12,7 @@ import numpy as np
 from harness import metrics as m
 
 if TYPE_CHECKING:
-    from harness.score import CodedGoldSet, ItemPredictions
+    from harness.predictions import CodedGoldSet, ItemPredictions
 
 A, B, TIE = 0, 1, 2
 
