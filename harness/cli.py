@@ -192,7 +192,10 @@ def print_leaderboard(metrics: dict[str, Any]) -> None:
             "ECE",
         ):
             table.add_column(col, justify="left" if col == "setup" else "right")
-        rows = sorted(gs["setups"], key=lambda b: -(b["kappa"]["estimate"] or -9))
+        rows = sorted(
+            gs["setups"],
+            key=lambda b: -(b["kappa"]["estimate"] if b["kappa"]["estimate"] is not None else -9),
+        )
         for b in rows:
             cal = b["calibration"]
             table.add_row(

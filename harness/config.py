@@ -223,6 +223,18 @@ class Experiment(Strict):
 
     @model_validator(mode="after")
     def _cross_references(self) -> Experiment:
+        if self.run.samples > 1:
+            for i, model in enumerate(self.models):
+                temperature = model.params.get("temperature", 0)
+                if model.provider != "replay" and not (
+                    isinstance(temperature, int | float) and temperature > 0
+                ):
+                    raise LocatedValueError(
+                        f"run.samples is {self.run.samples} but model '{model.id}' samples at "
+                        "temperature 0: every sample would be the same answer, paid for again; "
+                        "set params.temperature > 0 or samples: 1",
+                        ("models", i, "params"),
+                    )
         for kind, items in (
             ("gold_sets", self.gold_sets),
             ("prompts", self.prompts),

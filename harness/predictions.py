@@ -38,8 +38,8 @@ class CodedGoldSet:
         elif task_type == "pairwise" and "tie" in code:
             # A crowd split between A and B is no verdict for either: call it a tie rather
             # than favour the first-listed outcome (which would bias the reference to A).
-            split = self.no_majority & (tie_break < 0)
-            self.reference = np.where(split, code["tie"], self.reference)
+            adjudicated = np.where(tie_break >= 0, tie_break, code["tie"])
+            self.reference = np.where(self.no_majority, adjudicated, self.reference)
 
 
 class ItemPredictions:

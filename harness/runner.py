@@ -118,7 +118,7 @@ def to_record(
         raw=reply.content,
         input_tokens=reply.input_tokens,
         output_tokens=reply.output_tokens,
-        cost_usd=0.0 if cached else reply.cost_usd,
+        cost_usd=reply.cost_usd,  # what the label cost when bought; spend counts uncached only
         latency_s=reply.latency_s,
         cached=cached,
         attempts=attempts,
@@ -140,6 +140,7 @@ def failure_record(
         swapped=spec.swapped,
         failure=error.kind,
         failure_detail=error.detail,
+        cost_usd=error.cost_usd,  # an empty answer was still paid for
         attempts=attempts,
         started_at=started,
         finished_at=time.time(),
@@ -245,6 +246,14 @@ class Runner:
             # Store before anything else: from here on the label can never be lost.
             self.cache.set(spec.cache_key, reply)
             future.set_result(reply)
+            if self.settings.budget_usd is not None and reply.cost_usd is None:
+                self._fatal = self._fatal or UserError.at(
+                    f"run.budget_usd is set but the price of model '{spec.model_id}' is "
+                    "unknown, so the budget cannot be enforced",
+                    key=f"models.{spec.model_id}",
+                    hint="set input_cost_per_mtok and output_cost_per_mtok for this model "
+                    "(the reply received is cached)",
+                )
             self.emit(
                 to_record(
                     spec, reply, self.labels, cached=False, attempts=attempts, started=started
@@ -285,7 +294,12 @@ class Runner:
         if reply.content is None or not reply.content.strip():
             # Not retried here (a model that answers nothing at temperature 0 will again),
             # and not cached: the next run asks again.
-            raise ProviderError("empty_response", "the model returned no text", retryable=False)
+            raise ProviderError(
+                "empty_response",
+                "the model returned no text",
+                retryable=False,
+                cost_usd=reply.cost_usd,
+            )
         return reply
 
     def _wait(self, state: RetryCallState) -> float:

@@ -213,17 +213,19 @@ def _calibration(
 def _usage(records: Sequence[LabelRecord], n_items: int) -> dict[str, Any]:
     fresh = [r for r in records if not r.cached]
     latencies = np.array([r.latency_s for r in records if r.latency_s is not None])
-    costs = [r.cost_usd for r in fresh if r.failure is None or r.cost_usd is not None]
-    cost_known = all(c is not None for c in costs)
-    total_cost = float(sum(c for c in costs if c is not None))
+    # A reply is priced if its provider or the config knew the price; replayed labels cost 0.
+    replies = [r for r in records if r.label is not None or r.cost_usd is not None]
+    cost_known = bool(replies) and all(r.cost_usd is not None for r in replies)
+    fresh_known = all(r.cost_usd is not None for r in fresh if r.label is not None)
     return {
         "n_records": len(records),
+        "failed_records": sum(r.failure is not None for r in records),
         "cache_hits": sum(r.cached for r in records),
         "calls_this_run": len(fresh),
         "attempts_this_run": sum(r.attempts for r in fresh),
         "input_tokens": sum(r.input_tokens or 0 for r in records),
         "output_tokens": sum(r.output_tokens or 0 for r in records),
-        "cost_usd_this_run": _num(total_cost) if cost_known else None,
+        "cost_usd_this_run": _num(sum(r.cost_usd or 0.0 for r in fresh)) if fresh_known else None,
         "cost_usd_per_item": _num(sum(r.cost_usd or 0.0 for r in records) / n_items)
         if n_items and cost_known
         else None,

@@ -47,7 +47,7 @@ models:
     api_key_env: OPENAI_API_KEY
 run:
   concurrency: 4
-  samples: 2
+  samples: 1
 """
 
 
@@ -88,7 +88,7 @@ def test_valid_config_loads_into_typed_models(tmp_path):
     assert exp.prompts[1].few_shot.seed == 7
     assert [(m.id, m.provider) for m in exp.models] == [("small", "local"), ("remote", "litellm")]
     assert exp.models[0].params == {"temperature": 0, "max_tokens": 16}
-    assert exp.run.samples == 2
+    assert exp.run.samples == 1
     assert exp.run.retries == 4  # default where the config is silent
     assert resolved.path == tmp_path / "exp.yaml"
     assert resolved.text == VALID
@@ -139,7 +139,7 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path, monkeypatch)
 
 def test_config_hash_ignores_key_order_comments_and_layout(tmp_path):
     reordered = """\
-run: {samples: 2, concurrency: 4}
+run: {samples: 1, concurrency: 4}
 models:
   - model: local/smollm2-135m
     id: small
@@ -176,7 +176,7 @@ name: demo
     [
         ("temperature: 0", "temperature: 0.7"),
         ("max_tokens: 16", "max_tokens: 17"),
-        ("samples: 2", "samples: 3"),
+        ("concurrency: 4", "concurrency: 5"),
         ("seed: 7", "seed: 8"),
         ("- name: neutral", "- name: mixed"),
         ("description: the reviewer is satisfied overall", "description: happy"),
@@ -525,3 +525,19 @@ def test_non_utf8_file_names_the_line(tmp_path):
     assert (problem.file, problem.line) == (path, 2)
     assert "UTF-8" in problem.message
     assert "UTF-8" in err.hint
+
+
+def test_samples_above_one_need_a_temperature_above_zero(tmp_path):
+    path = write(tmp_path, VALID.replace("  samples: 1\n", "  samples: 3\n"))
+    err = load_error(path)
+    (problem,) = err.problems
+    assert problem.key == "models[0].params" and "temperature 0" in problem.message
+    ok = (
+        VALID.replace("  samples: 1\n", "  samples: 3\n")
+        .replace("      temperature: 0\n", "      temperature: 0.8\n")
+        .replace(
+            "    api_key_env: OPENAI_API_KEY\n",
+            "    api_key_env: OPENAI_API_KEY\n    params: {temperature: 1.0}\n",
+        )
+    )
+    assert load_experiment(write(tmp_path, ok)).experiment.run.samples == 3

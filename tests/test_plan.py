@@ -50,7 +50,7 @@ prompts:
 models:
   - id: small
     model: local/smollm2-135m
-    params: {temperature: 0, max_tokens: 16, n_threads: 2}
+    params: {temperature: 0.7, max_tokens: 16, n_threads: 2}
   - id: remote
     model: openai/gpt-4o-mini
     params: {temperature: 0.2, timeout: 30, num_retries: 5}
@@ -132,7 +132,7 @@ def test_spec_contents(tmp_path, no_model_calls):
         {"role": "system", "content": "Reply with one of: positive, negative, neutral."},
         {"role": "user", "content": "Leaks from the lid."},
     )
-    assert dict(spec.params) == {"temperature": 0, "max_tokens": 16}  # no n_threads
+    assert dict(spec.params) == {"temperature": 0.7, "max_tokens": 16}  # no n_threads
     assert spec.response_schema == response_schema(["positive", "negative", "neutral"])
     assert spec.top_logprobs == 5  # the local model gives log-probabilities by default
     remote = next(s for s in plan.specs if s.setup_id == "few@remote" and s.item_id == "r2")

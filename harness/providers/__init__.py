@@ -29,6 +29,7 @@ class ProviderError(Exception):
     retry_after_s: float | None = None
     fatal: bool = False  # e.g. authentication: every further call would fail the same way
     attempts: int = 0  # set by the runner: how many requests were made before giving up
+    cost_usd: float | None = None  # what a reply that was still a failure cost (empty text)
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.detail}"

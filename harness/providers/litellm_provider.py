@@ -59,6 +59,8 @@ class LiteLLMProvider:
     async def complete(self, spec: CallSpec, timeout_s: float) -> ProviderReply:
         cfg = self.config
         kwargs: dict[str, Any] = dict(spec.params)
+        if "seed" in kwargs:  # one seed for all samples would make them all the same answer
+            kwargs["seed"] = int(kwargs["seed"]) + spec.sample
         if spec.response_schema is not None:
             kwargs["response_format"] = {
                 "type": "json_schema",

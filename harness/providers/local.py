@@ -106,7 +106,8 @@ class LocalProvider:
             }
         }
         # Distinct samples must differ when sampling; seed by sample index for repeatability.
-        kwargs.setdefault("seed", spec.sample)
+        # A user seed is the first sample's: identical seeds would make every sample the same.
+        kwargs["seed"] = int(kwargs.get("seed", 0)) + spec.sample
         if spec.response_schema is not None:
             kwargs["response_format"] = {
                 "type": "json_object",

@@ -47,7 +47,10 @@ def _gold_set(gs: dict[str, Any], level: int) -> list[str]:
         "",
     ]
     rows = []
-    setups = sorted(gs["setups"], key=lambda b: -(b["kappa"]["estimate"] or -9))
+    setups = sorted(
+        gs["setups"],
+        key=lambda b: -(b["kappa"]["estimate"] if b["kappa"]["estimate"] is not None else -9),
+    )
     for rank, b in enumerate(setups, start=1):
         cal = b["calibration"]
         usage = b["usage"]
@@ -176,7 +179,8 @@ def _setup(b: dict[str, Any]) -> list[str]:
     u = b["usage"]
     cost = u["cost_usd_this_run"]
     out.append(
-        f"- Usage: {u['n_records']} labels, {u['cache_hits']} from cache, "
+        f"- Usage: {u['n_records']} label records ({u['failed_records']} failed), "
+        f"{u['cache_hits']} from cache, "
         f"{u['input_tokens']} input / {u['output_tokens']} output tokens, cost this run "
         f"{'unknown' if cost is None else f'${cost:.4f}'}, latency p50 "
         f"{fmt(u['latency_s']['p50'], 2)} s / p95 {fmt(u['latency_s']['p95'], 2)} s "
