@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from harness.errors import Problem, UserError
 
+# litellm passes provider credentials as params (aws_secret_access_key, azure_ad_token,
+# vertex_credentials, api_token...): none of them may sit in a config that runs/ copies.
+SECRET_PARAM = re.compile(
+    r"secret|credential|password|authorization|api_?key|(^|_)key$|(^|_)token$", re.IGNORECASE
+)
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 
 
@@ -173,11 +179,21 @@ class ModelConfig(Strict):
     @classmethod
     def _no_secrets_in_params(cls, value: dict[str, Any]) -> dict[str, Any]:
         for key in value:
-            if key.lower() in {"api_key", "key", "authorization", "headers", "extra_headers"}:
+            if key.lower() in {"headers", "extra_headers", "key"} or SECRET_PARAM.search(key):
                 raise ValueError(
                     f"'{key}' must not be in params: secrets never go in a config file; "
                     "name an environment variable with 'api_key_env' instead"
                 )
+        return value
+
+    @field_validator("api_base")
+    @classmethod
+    def _no_credentials_in_url(cls, value: str | None) -> str | None:
+        if value and "@" in value.split("//", 1)[-1].split("/", 1)[0]:
+            raise ValueError(
+                "api_base must not carry credentials (user:password@): they would be copied "
+                "into every run's manifest; name an environment variable with 'api_key_env'"
+            )
         return value
 
     @property

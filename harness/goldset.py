@@ -147,6 +147,8 @@ def _parse_csv_long(
     # Labels are checked here, row by row, so each problem names the row at fault rather
     # than the item's first row (which is all `_check_items` knows).
     allowed = set(labels)
+    # Items can be long (a conversation, two LLM responses): lift csv's 128 KiB cell limit.
+    csv.field_size_limit(2**31 - 1)
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = reader.fieldnames or []
     wanted = [cols.item, cols.annotator, cols.label, *cols.fields, *cols.meta]

@@ -151,9 +151,15 @@ def rebuild_report(run_dir: Path) -> dict[str, Any]:
 
     manifest, records = load_run(run_dir)
     # Score with the config as it was at run time (stored in the manifest), not as it is now.
-    resolved = ResolvedExperiment(
-        Experiment.model_validate(manifest.config), Path(manifest.config_path), ""
-    )
+    try:
+        experiment = Experiment.model_validate(manifest.config)
+    except ValueError as exc:
+        raise UserError.at(
+            f"the config stored in the manifest no longer validates: {str(exc).splitlines()[0]}",
+            file=run_dir / "manifest.json",
+            hint="the run was made by another prelabel version; rerun the experiment",
+        ) from None
+    resolved = ResolvedExperiment(experiment, Path(manifest.config_path), "")
     exp = resolved.experiment
     gold_sets = []
     for cfg in exp.gold_sets:

@@ -8,6 +8,7 @@ counts attempts and a budget is never overshot by hidden retries.
 from __future__ import annotations
 
 import os
+import re
 import time
 from typing import Any
 
@@ -119,13 +120,27 @@ class LiteLLMProvider:
             return None
 
 
+SECRET_ENV = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)
+
+
+def mask_secrets(text: str, secret: str | None = None) -> str:
+    """Replace the configured key and every secret-looking environment value (litellm may
+    have picked up OPENAI_API_KEY and friends by itself) before text is written anywhere."""
+    values = {v for k, v in os.environ.items() if SECRET_ENV.search(k) and len(v) >= 8}
+    if secret:
+        values.add(secret)
+    for value in sorted(values, key=len, reverse=True):
+        text = text.replace(value, "[secret]")
+    return text
+
+
 def classify(exc: Exception, litellm: Any, secret: str | None = None) -> ProviderError:
     """Map a litellm exception to a failure kind, retryability and Retry-After.
 
     A server may echo the credentials in its error message, and the detail ends up in
     labels.jsonl: `secret` (the API key) is masked before the message is cut short.
     """
-    text = str(exc).replace(secret, "[api key]") if secret else str(exc)
+    text = mask_secrets(str(exc), secret)
     detail = text.splitlines()[0][:300] if text else type(exc).__name__
     status = getattr(exc, "status_code", None)
     if isinstance(exc, litellm.AuthenticationError) or status in (401, 403):

@@ -29,11 +29,23 @@ def load_run(run_dir: Path) -> tuple[RunManifest, list[LabelRecord]]:
             file=run_dir,
             hint="pass a folder under runs/ written by `prelabel run`",
         )
-    manifest = RunManifest.model_validate_json(manifest_path.read_text(encoding="utf-8"))
+    try:
+        manifest = RunManifest.model_validate_json(manifest_path.read_bytes())
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise UserError.at(
+            f"unreadable manifest: {str(exc).splitlines()[0]}",
+            file=manifest_path,
+            hint="manifest.json was edited, truncated, or written by another prelabel version",
+        ) from None
     records: list[LabelRecord] = []
     problems: list[Problem] = []
     labels_path = run_dir / "labels.jsonl"
-    lines = labels_path.read_text(encoding="utf-8").splitlines() if labels_path.exists() else []
+    try:
+        text = labels_path.read_text(encoding="utf-8") if labels_path.exists() else ""
+    except UnicodeDecodeError as exc:
+        raise UserError.at(f"labels.jsonl is not UTF-8 (byte {exc.start})", file=labels_path,
+                           hint="labels.jsonl was edited or corrupted") from None
+    lines = text.splitlines()
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
