@@ -34,6 +34,14 @@ _WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
 err = Console(stderr=True, soft_wrap=True, width=_WIDTH)
 out = Console(soft_wrap=True, width=_WIDTH)
 
+CACHE_HELP = "cache folder [$PRELABEL_CACHE_DIR, else .prelabel-cache]"
+
+
+def default_cache_dir() -> Path:
+    """The cache `run` uses without --cache-dir or run.cache_dir."""
+    return Path(os.environ.get("PRELABEL_CACHE_DIR") or ".prelabel-cache")
+
+
 ConfigArg = Annotated[Path, typer.Argument(help="experiment YAML, e.g. configs/demo.yaml")]
 
 
@@ -144,8 +152,9 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a folder under runs/")]
 
 
 @cache_app.command("info")
-def cache_info(path: Annotated[Path, typer.Argument()] = Path(".prelabel-cache")) -> None:
+def cache_info(path: Annotated[Path | None, typer.Argument(help=CACHE_HELP)] = None) -> None:
     """How many replies a cache holds and its size on disk."""
+    path = path or default_cache_dir()
     from harness.cache import LabelCache
 
     if not path.exists():
@@ -159,12 +168,16 @@ def cache_info(path: Annotated[Path, typer.Argument()] = Path(".prelabel-cache")
 
 @cache_app.command("clear")
 def cache_clear(
-    path: Annotated[Path, typer.Argument()] = Path(".prelabel-cache"),
+    path: Annotated[Path | None, typer.Argument(help=CACHE_HELP)] = None,
     yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False,
 ) -> None:
     """Delete every cached reply (the next run pays for every label again)."""
     from harness.cache import LabelCache
 
+    path = path or default_cache_dir()
+    if not path.exists():
+        out.print(f"{path}: no cache")
+        return
     if not yes and not typer.confirm(f"delete every cached label in {path}?"):
         raise typer.Exit(1)
     cache = LabelCache(path)

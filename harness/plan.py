@@ -297,8 +297,10 @@ def cache_key(
 ) -> str:
     """sha256 of canonical JSON of everything that determines the output, and nothing else."""
     payload = {
-        "model": model.model,
-        "model_file": model_file,  # local/: the weights, not just the name
+        # A local GGUF is keyed by its weights, so the same file under another path or
+        # name (another checkout, a CI runner) shares labels, and replaced weights do not.
+        "model": "local-gguf" if model_file else model.model,
+        "model_file": model_file,
         "api_base": model.api_base,  # the same name on another server may be another model
         "messages": list(messages),
         # temperature 0 and 0.0 are the same setting: numbers are keyed as floats.

@@ -111,8 +111,12 @@ def setup_block(
     split = coded.code.get("tie") if coded.task_type == "pairwise" else None
     ceiling = m.human_ceiling(coded.ratings, pred, k, split_code=split)
     with_llm = np.column_stack([coded.ratings, pred])
+    # Against each annotator on the items they labelled; a failed item is a category of its
+    # own that never matches (as in the kappa against the reference), not dropped.
     per_annotator = [
-        m.cohen_kappa(coded.ratings[:, j], pred, k) for j in range(coded.ratings.shape[1])
+        float(m.kappa_from_confusion(m.confusion(coded.ratings[:, j], pred, k)))
+        for j in range(coded.ratings.shape[1])
+        if (coded.ratings[:, j] >= 0).sum() >= 2
     ]
     per_annotator = [x for x in per_annotator if not np.isnan(x)]
     block: dict[str, Any] = {
@@ -156,6 +160,7 @@ def setup_block(
             ),
             "level": "nominal",
             "n_items": int(cm.n),
+            "llm_failures": "missing ratings (alpha allows them): see coverage",
         },
         "calibration": _calibration(ref, pred, preds, boot),
         "failures": dict(sorted(preds.failures.items())),

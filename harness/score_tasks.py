@@ -100,12 +100,16 @@ def ordinal_setup(
 
 def _expected_level(preds: ItemPredictions, k: int) -> dict[str, Any] | None:
     """Mean over items of the expected level (0-based) under the label distribution."""
-    rows = [r.label_probs for r in preds.records if r.label_probs]
-    if not rows:
-        return None
     labels = list(preds.labels)
-    probs = np.array([[p.get(label, 0.0) for label in labels] for p in rows])
-    return {"value": _num(m.expected_level(probs).mean()), "n": len(rows)}
+    per_item: dict[str, list[float]] = {}
+    for r in preds.records:  # samples of one item are averaged first: n counts items
+        if r.label_probs:
+            probs = np.array([[r.label_probs.get(label, 0.0) for label in labels]])
+            per_item.setdefault(r.item, []).append(float(m.expected_level(probs)[0]))
+    if not per_item:
+        return None
+    values = [float(np.mean(v)) for v in per_item.values()]
+    return {"value": _num(np.mean(values)), "n": len(values)}
 
 
 # -------------------------------------------------------------------------------- pairwise

@@ -355,3 +355,13 @@ def test_api_key_never_written_to_runs_or_cache(srv, experiment, cache_dir, monk
     assert records["g06"]["failure"] == "http_500"
     yaml.safe_load(exp.config.read_text())  # the config itself never held the key
     assert key not in exp.config.read_text()
+
+
+def test_cache_commands_use_the_cache_that_run_uses(srv, experiment, cache_dir):
+    exp = experiment(srv)
+    assert invoke("run", str(exp.config), "--quiet").exit_code == 0
+    info = invoke("cache", "info")  # no argument: $PRELABEL_CACHE_DIR, as `run` used it
+    assert info.exit_code == 0 and "12 cached replies" in flat(info.output)
+    cleared = invoke("cache", "clear", "--yes")
+    assert cleared.exit_code == 0 and "removed 12" in flat(cleared.output)
+    assert "0 cached replies" in flat(invoke("cache", "info").output)

@@ -361,3 +361,11 @@ def test_local_model_key_follows_the_weights_not_the_name(tmp_path):
     assert model_fingerprint(model, tmp_path) != first
     assert key(model_file=first) != key(model_file=model_fingerprint(model, tmp_path))
     assert model_fingerprint(ModelConfig(id="r", model="openai/gpt-4o-mini")) is None
+
+
+def test_the_same_gguf_under_another_name_shares_keys():
+    fp = "f" * 64
+    a = ModelConfig(id="a", model="local/models/m.gguf")
+    b = ModelConfig(id="b", model="local/../elsewhere/m.gguf")
+    assert key(model=a, model_file=fp) == key(model=b, model_file=fp)
+    assert key(model=a, model_file=fp) != key(model=a, model_file="e" * 64)

@@ -158,3 +158,18 @@ def test_leaderboard_sorted_by_kappa_and_markdown_shows_n() -> None:
     assert "| 1 | `good@m` | 6 | 1.000" in text
     assert "majority-class baseline" in text
     assert "(n=6)" in text
+
+
+def test_failures_lower_the_mean_kappa_against_annotators() -> None:
+    # Both setups copy annotator a exactly; one fails on i4. Dropping the failure would
+    # leave its kappa against a at 1.0, as if failing on a hard item cost nothing.
+    a_labels = {item.id: item.annotations["a"] for item in gold_set().items}
+    full, failing = Setup("full@m", "full", "m"), Setup("failing@m", "failing", "m")
+    records = [rec("full@m", i, lab) for i, lab in a_labels.items()]
+    records += [rec("failing@m", i, None if i == "i4" else lab) for i, lab in a_labels.items()]
+    blocks = {b["setup"]: b for b in scored(records, [full, failing])["gold_sets"][0]["setups"]}
+    assert blocks["full@m"]["mean_kappa_vs_annotators"]["n_annotators"] == 3
+    assert (
+        blocks["failing@m"]["mean_kappa_vs_annotators"]["value"]
+        < blocks["full@m"]["mean_kappa_vs_annotators"]["value"]
+    )

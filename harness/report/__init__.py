@@ -43,8 +43,11 @@ def load_run(run_dir: Path) -> tuple[RunManifest, list[LabelRecord]]:
     try:
         text = labels_path.read_text(encoding="utf-8") if labels_path.exists() else ""
     except UnicodeDecodeError as exc:
-        raise UserError.at(f"labels.jsonl is not UTF-8 (byte {exc.start})", file=labels_path,
-                           hint="labels.jsonl was edited or corrupted") from None
+        raise UserError.at(
+            f"labels.jsonl is not UTF-8 (byte {exc.start})",
+            file=labels_path,
+            hint="labels.jsonl was edited or corrupted",
+        ) from None
     lines = text.splitlines()
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():

@@ -158,7 +158,8 @@ def _setup(b: dict[str, Any]) -> list[str]:
         f"{fmt(c['ratio_kappa'], 2)}; accuracy humans {fmt(c['human_accuracy'])}, "
         f"LLM {fmt(c['llm_accuracy'])}, ratio {fmt(c['ratio_accuracy'], 2)}",
         f"- Krippendorff's alpha, humans: {fmt(b['alpha']['humans'])}; humans + this LLM as "
-        f"one more coder: {fmt(b['alpha']['humans_plus_llm'])}"
+        f"one more coder: {fmt(b['alpha']['humans_plus_llm'])} (the LLM's failed items count "
+        f"as missing ratings; coverage {fmt(b['coverage']['value'])})"
         + (
             " (adding the LLM lowers agreement)"
             if (b["alpha"]["humans_plus_llm"] or 0) < (b["alpha"]["humans"] or 0)

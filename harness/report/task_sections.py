@@ -90,7 +90,7 @@ def _ordinal(o: dict[str, Any]) -> list[str]:
         e = o["mean_expected_level"]
         out.append(
             f"Mean expected level under the label distribution (0 = "
-            f"{o['scale'][0]}): {fmt(e['value'], 2)} (n={e['n']} labels)."
+            f"{o['scale'][0]}): {fmt(e['value'], 2)} (n={e['n']} items)."
         )
     return out
 
