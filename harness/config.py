@@ -63,17 +63,49 @@ class PairwiseConfig(Strict):
     swap: bool = True
 
 
+class AxisSpec(Strict):
+    """One axis of a rubric: an ordinal scale of its own, levels listed low to high."""
+
+    name: str = Field(min_length=1)
+    description: str | None = None
+    labels: list[LabelSpec] = Field(min_length=2)
+
+    _labels_as_specs = field_validator("labels", mode="before")(
+        lambda cls, v: (
+            [{"name": str(x)} if isinstance(x, str | int | float) else x for x in v]
+            if isinstance(v, list)
+            else v
+        )
+    )
+
+
+class RankingConfig(Strict):
+    """The item field holding the candidates: a list of {id, text} objects or of strings
+    (then their ids are A, B, C... in order)."""
+
+    candidates: str = "candidates"
+
+
+STRUCTURED_TYPES = ("multilabel", "ranking", "rubric")
+
+
 class TaskConfig(Strict):
     """What is labelled. `classification`: one label of `labels`. `ordinal`: one level of
     `labels`, listed from lowest to highest. `pairwise`: which of two responses is better,
-    labels A, B and tie (A = the response in `pairwise.response_a`)."""
+    labels A, B and tie (A = the response in `pairwise.response_a`). `multilabel`: any
+    subset of `labels`. `ranking`: an order of the item's candidates, best first. `rubric`:
+    one level on each of `axes`."""
 
-    type: Literal["classification", "ordinal", "pairwise"] = "classification"
+    type: Literal["classification", "ordinal", "pairwise", "multilabel", "ranking", "rubric"] = (
+        "classification"
+    )
     name: str | None = None
     labels: list[LabelSpec] = Field(default_factory=list)
     guidelines: str | None = None
     guidelines_file: Path | None = None
     pairwise: PairwiseConfig | None = None
+    axes: list[AxisSpec] = Field(default_factory=list)
+    ranking: RankingConfig | None = None
 
     @field_validator("labels", mode="before")
     @classmethod
@@ -105,8 +137,27 @@ class TaskConfig(Strict):
                 )
         elif self.pairwise is not None:
             raise LocatedValueError("'pairwise' settings need type: pairwise", ("pairwise",))
-        if len(self.labels) < 2:
+        if self.type == "rubric":
+            if not self.axes:
+                raise LocatedValueError("a rubric task needs 'axes'", ("axes",))
+            names = [a.name for a in self.axes]
+            for i, name in enumerate(names):
+                if name in names[:i]:
+                    raise LocatedValueError(f"duplicate axis {name!r}", ("axes", i))
+        elif self.axes:
+            raise LocatedValueError("'axes' need type: rubric", ("axes",))
+        if self.type == "ranking" and self.ranking is None:
+            object.__setattr__(self, "ranking", RankingConfig())
+        elif self.type != "ranking" and self.ranking is not None:
+            raise LocatedValueError("'ranking' settings need type: ranking", ("ranking",))
+        if self.type not in ("rubric", "ranking") and len(self.labels) < 2:
             raise LocatedValueError("a task needs at least two labels", ("labels",))
+        if self.type in ("rubric", "ranking") and self.labels:
+            raise LocatedValueError(
+                f"a {self.type} task has no 'labels' (its "
+                f"{'levels are per axis' if self.type == 'rubric' else 'candidates are per item'})",
+                ("labels",),
+            )
         names = [label.name for label in self.labels]
         for i, name in enumerate(names):
             if name in names[:i]:
@@ -239,6 +290,13 @@ class Experiment(Strict):
 
     @model_validator(mode="after")
     def _cross_references(self) -> Experiment:
+        if self.task.type in STRUCTURED_TYPES:
+            for i, prompt in enumerate(self.prompts):
+                if prompt.few_shot:
+                    raise LocatedValueError(
+                        f"few-shot examples are not supported yet for {self.task.type} tasks",
+                        ("prompts", i, "few_shot"),
+                    )
         if self.run.samples > 1:
             for i, model in enumerate(self.models):
                 temperature = model.params.get("temperature", 0)

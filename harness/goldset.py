@@ -17,12 +17,16 @@ import hashlib
 import io
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.config import CsvColumns, GoldSetConfig
 from harness.errors import Problem, UserError
 from harness.records import GoldItem, GoldSet
+
+if TYPE_CHECKING:
+    from harness.labelspace import LabelSpace
 
 RESERVED_KEYS = {"id", "annotations", "gold", "meta"}
 MAX_PROBLEMS = 200
@@ -57,14 +61,27 @@ def read_text_file(path: Path, what: str) -> tuple[bytes, str]:
     return raw, text
 
 
-def load_gold_set(cfg: GoldSetConfig, path: Path, labels: Sequence[str]) -> GoldSet:
+def load_gold_set(
+    cfg: GoldSetConfig, path: Path, labels: Sequence[str], space: LabelSpace | None = None
+) -> GoldSet:
     """Load and validate one gold set; raise UserError listing every bad line."""
     raw, text = read_text_file(path, "gold set")
+    structured = space is not None and space.structured
     if cfg.resolved_format == "csv":
+        if structured:
+            raise UserError.at(
+                f"a {space.type} gold set must be JSONL (labels are lists or objects)",
+                file=path,
+                hint="convert it to JSONL",
+            )
         items, problems = _parse_csv_long(text, path, cfg.columns or CsvColumns(), labels)
     else:
         items, problems = _parse_jsonl(text, path)
-    problems += _check_items(items, path, labels)
+    if structured:
+        items, more = _check_structured(items, path, space)
+        problems += more
+    else:
+        problems += _check_items(items, path, labels)
     if problems:
         raise UserError(
             problems, hint=f"fix these rows of {path.name}; allowed labels: {list(labels)}"
@@ -129,8 +146,8 @@ def _item_from_object(obj: dict[str, Any], path: Path, lineno: int) -> tuple[Any
     return GoldItem(
         id=str(item_id),
         fields=fields,
-        annotations={str(a): _as_label(v) for a, v in annotations.items() if v is not None},
-        gold=None if gold is None else _as_label(gold),
+        annotations={str(a): _as_value(v) for a, v in annotations.items() if v is not None},
+        gold=None if gold is None else _as_value(gold),
         meta={str(k): str(v) for k, v in meta.items()},
         line=lineno,
     ), None
@@ -139,6 +156,11 @@ def _item_from_object(obj: dict[str, Any], path: Path, lineno: int) -> tuple[Any
 def _as_label(value: Any) -> str:
     # Labels are compared as strings: a YAML `labels: [1, 2]` and a JSON 1 must meet.
     return str(value).strip() if not isinstance(value, bool) else str(value).lower()
+
+
+def _as_value(value: Any) -> Any:
+    # Structured labels (a set, a ranking, a rubric) stay JSON; scalars are compared as text.
+    return value if isinstance(value, list | dict) else _as_label(value)
 
 
 def _parse_csv_long(
@@ -228,8 +250,33 @@ def _parse_csv_long(
     return items, problems
 
 
-def _check_items(items: list[GoldItem], path: Path, labels: Sequence[str]) -> list[Problem]:
-    allowed = set(labels)
+def _check_structured(
+    items: list[GoldItem], path: Path, space: LabelSpace
+) -> tuple[list[GoldItem], list[Problem]]:
+    """Sets, rankings and rubrics: each annotation checked and normalised by the label space."""
+    problems = _check_items(items, path, None)
+    checked = []
+    for item in items:
+        annotations = {}
+        for annotator, value in item.annotations.items():
+            normal, error = space.check(value, item.fields)
+            if error:
+                problems.append(
+                    Problem(f"item {item.id!r}, annotator {annotator!r}: {error}", path, item.line)
+                )
+            annotations[annotator] = normal
+        gold = None
+        if item.gold is not None:
+            gold, error = space.check(item.gold, item.fields)
+            if error:
+                problems.append(Problem(f"item {item.id!r}, gold: {error}", path, item.line))
+        checked.append(replace(item, annotations=annotations, gold=gold))
+    return checked, problems
+
+
+def _check_items(items: list[GoldItem], path: Path, labels: Sequence[str] | None) -> list[Problem]:
+    """Ids unique, annotations present, and (labels given) every label known."""
+    allowed = set(labels or ())
     problems: list[Problem] = []
     first_line: dict[str, int] = {}
     for item in items:
@@ -245,6 +292,8 @@ def _check_items(items: list[GoldItem], path: Path, labels: Sequence[str]) -> li
             first_line[item.id] = item.line
         if not item.annotations:
             problems.append(Problem(f"item {item.id!r} has no annotations", path, item.line))
+        if labels is None:
+            continue
         bad = sorted({v for v in item.annotations.values() if v not in allowed})
         if bad:
             problems.append(Problem(f"item {item.id!r}: unknown labels {bad}", path, item.line))

@@ -18,6 +18,7 @@ from harness.cache import LabelCache
 from harness.config import Experiment, ResolvedExperiment, load_experiment
 from harness.errors import UserError
 from harness.goldset import load_gold_set
+from harness.labelspace import LabelSpace
 from harness.manifest import build_manifest, new_run_id, now_iso
 from harness.plan import Plan, build_setups, make_plan
 from harness.providers import Provider, make_provider
@@ -55,7 +56,7 @@ def run_experiment(
     replayed = [
         r
         for sid, path in plan.replay_files.items()
-        for r in replay_records(sid, path, plan.gold_sets, labels)
+        for r in replay_records(sid, path, plan.gold_sets, labels, LabelSpace(exp.task))
     ]
 
     runs_dir = Path(runs_dir or exp.run.runs_dir)
@@ -90,7 +91,14 @@ def run_experiment(
         **(settings_override or {}),
     )
     runner = Runner(
-        plan.specs, plan.models, plan.resolved.base, cache, labels, settings, keep, providers
+        plan.specs,
+        plan.models,
+        plan.resolved.base,
+        cache,
+        LabelSpace(exp.task),
+        settings,
+        keep,
+        providers,
     )
     try:
         for record in replayed:
@@ -163,7 +171,9 @@ def rebuild_report(run_dir: Path) -> dict[str, Any]:
     exp = resolved.experiment
     gold_sets = []
     for cfg in exp.gold_sets:
-        gold = load_gold_set(cfg, resolved.resolve(cfg.path), exp.task.label_names)
+        gold = load_gold_set(
+            cfg, resolved.resolve(cfg.path), exp.task.label_names, LabelSpace(exp.task)
+        )
         if gold.content_hash != manifest.gold_set_hashes.get(cfg.id):
             raise UserError.at(
                 f"gold set '{cfg.id}' changed since run {manifest.run_id}",

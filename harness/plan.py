@@ -16,6 +16,7 @@ from typing import Any
 from harness.config import ModelConfig, PromptConfig, ResolvedExperiment, TaskConfig
 from harness.errors import Problem, UserError
 from harness.goldset import load_gold_set, load_pool, read_text_file
+from harness.labelspace import LabelSpace
 from harness.prompts import FewShotSelector, PromptTemplate, load_template, pool_overlap, render
 from harness.providers.replay import read_replay
 from harness.records import CallSpec, GoldItem, GoldSet, Setup
@@ -145,14 +146,26 @@ def make_plan(resolved: ResolvedExperiment) -> Plan:
     labels = exp.task.label_names
     check_files_exist(resolved)
     check_models(resolved)
-    gold_sets = [load_gold_set(g, resolved.resolve(g.path), labels) for g in exp.gold_sets]
+    space = LabelSpace(exp.task)
+    gold_sets = [load_gold_set(g, resolved.resolve(g.path), labels, space) for g in exp.gold_sets]
     guidelines = _guidelines(resolved)
     setups = build_setups(resolved)
     templates = {p.id: load_template(resolved.resolve(p.template)) for p in exp.prompts}
     selectors = {p.id: _selector(resolved, p, gold_sets) for p in exp.prompts if p.few_shot}
     models = {m.id: m for m in exp.models}
     label_specs = [lab.model_dump() for lab in exp.task.labels]
-    task = {"type": exp.task.type, "name": exp.task.name}
+    task = {
+        "type": exp.task.type,
+        "name": exp.task.name,
+        "axes": [
+            {
+                "name": a.name,
+                "description": a.description,
+                "levels": [lab.model_dump() for lab in a.labels],
+            }
+            for a in exp.task.axes
+        ],
+    }
 
     specs: list[CallSpec] = []
     replay_files: dict[str, Path] = {}
@@ -165,13 +178,17 @@ def make_plan(resolved: ResolvedExperiment) -> Plan:
             continue
         template = templates[setup.prompt_id]
         params = output_params(model)
-        schema = response_schema(labels) if wants_schema(model) else None
+        constrained = wants_schema(model)
         top = model.top_logprobs if wants_logprobs(model) else None
         selector = selectors.get(setup.prompt_id)
         fingerprint = model_fingerprint(model, resolved.base)
         for gold in gold_sets:
             for item in gold.items:
                 examples = selector.select(item) if selector else []
+                schema = space.response_schema(item.fields) if constrained else None
+                candidates = (
+                    space.candidate_ids(item.fields) if exp.task.type == "ranking" else None
+                )
                 for shown, swapped in presentations(exp.task, item, gold):
                     messages = render(
                         template,
@@ -197,6 +214,7 @@ def make_plan(resolved: ResolvedExperiment) -> Plan:
                                 top,
                                 key,
                                 swapped,
+                                tuple(candidates) if candidates else None,
                             )
                         )
     return Plan(resolved, gold_sets, setups, specs, templates, replay_files)

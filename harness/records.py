@@ -20,8 +20,8 @@ class GoldItem:
 
     id: str
     fields: Mapping[str, Any]
-    annotations: Mapping[str, str]
-    gold: str | None = None
+    annotations: Mapping[str, Any]  # str; a list (multilabel, ranking) or dict (rubric)
+    gold: Any = None
     meta: Mapping[str, str] = field(default_factory=dict)
     line: int = 0  # where it came from, for error messages
 
@@ -60,6 +60,7 @@ class CallSpec:
     top_logprobs: int | None  # ask for log-probabilities with this many alternatives
     cache_key: str
     swapped: bool = False  # pairwise: shown with A and B swapped; the verdict is mapped back
+    candidates: tuple[str, ...] | None = None  # ranking: the item's candidate ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +123,7 @@ class LabelRecord(BaseModel):
     item: str
     sample: int = 0
     swapped: bool = False  # pairwise: asked with A and B swapped; `label` is mapped back
-    label: str | None = None
+    label: str | list[str] | dict[str, str | None] | None = None  # per task type
     failure: str | None = None  # e.g. "no_label_found", "timeout", "rate_limited", "http_500"
     failure_detail: str | None = None
     parse_method: str | None = None

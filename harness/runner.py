@@ -24,6 +24,7 @@ from harness.cache import LabelCache
 from harness.confidence import label_probabilities
 from harness.config import ModelConfig
 from harness.errors import UserError
+from harness.labelspace import LabelSpace
 from harness.parsing import parse_label
 from harness.providers import Provider, ProviderError, make_provider
 from harness.records import CallSpec, LabelRecord, ProviderReply
@@ -82,16 +83,21 @@ class LabelSink:
 def to_record(
     spec: CallSpec,
     reply: ProviderReply,
-    labels: Sequence[str],
+    labels: Sequence[str] | LabelSpace,
     *,
     cached: bool,
     attempts: int,
     started: float,
 ) -> LabelRecord:
     """Parse a reply into a label record; confidence from log-probs, else verbalized."""
-    parsed = parse_label(reply.content, labels)
+    if isinstance(labels, LabelSpace) and labels.structured:
+        parsed = labels.parse(reply.content, spec.candidates)
+        labels = []  # no single-label distribution for sets, rankings and rubrics
+    else:
+        labels = labels.names if isinstance(labels, LabelSpace) else labels
+        parsed = parse_label(reply.content, labels)
     probs = None
-    if reply.token_logprobs and parsed.label is not None:
+    if reply.token_logprobs and isinstance(parsed.label, str):
         probs = label_probabilities(reply.token_logprobs, labels, parsed.label)
     label = parsed.label
     if spec.swapped:  # the verdict was about the swapped order: map it back to A/B as stored
@@ -155,7 +161,7 @@ class Runner:
         models: dict[str, ModelConfig],
         base: Path,
         cache: LabelCache,
-        labels: Sequence[str],
+        labels: Sequence[str] | LabelSpace,
         settings: RunSettings,
         on_record: Callable[[LabelRecord], None],
         providers: dict[str, Provider] | None = None,
@@ -164,7 +170,7 @@ class Runner:
         self.models = models
         self.base = base
         self.cache = cache
-        self.labels = list(labels)
+        self.labels = labels if isinstance(labels, LabelSpace) else list(labels)
         self.settings = settings
         self.on_record = on_record
         self.providers: dict[str, Provider] = dict(providers or {})

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from harness.errors import Problem, UserError
 from harness.goldset import read_text_file
+from harness.labelspace import LabelSpace, ParsedOutput
 from harness.parsing import parse_label
 from harness.records import GoldSet, LabelRecord
 
@@ -58,7 +59,11 @@ def read_replay(path: Path) -> dict[str, tuple[object, float | None]]:
 
 
 def replay_records(
-    setup_id: str, path: Path, gold_sets: Sequence[GoldSet], labels: Sequence[str]
+    setup_id: str,
+    path: Path,
+    gold_sets: Sequence[GoldSet],
+    labels: Sequence[str],
+    space: LabelSpace | None = None,
 ) -> list[LabelRecord]:
     """One LabelRecord per gold item: the replayed label, or a failure saying why not."""
     rows = read_replay(path)
@@ -78,7 +83,18 @@ def replay_records(
                 continue
             raw, conf = rows[item.id]
             text = raw if isinstance(raw, str) else json.dumps(raw)
-            parsed = parse_label(text, labels)
+            if space is not None and space.structured:
+                # A set, ranking or rubric is already structured: check it, do not parse it.
+                value, error = space.check(raw, item.fields)
+                parsed = ParsedOutput(
+                    value,
+                    "not_in_labels" if error else None,
+                    None if error else "replay",
+                    None,
+                    error,
+                )
+            else:
+                parsed = parse_label(text, labels)
             records.append(
                 LabelRecord(
                     setup=setup_id,
