@@ -221,18 +221,19 @@ def print_leaderboard(metrics: dict[str, Any]) -> None:
                 _f(b["human_ceiling"]["ratio_kappa"], 2),
                 _f(cal["ece"]["estimate"]) if cal else "–",
             )
-        base = gs["baseline"]
-        table.add_row(
-            f"majority class ({base['label']})",
-            str(base["n_items"]),
-            "0.000",
-            _iv(base["accuracy"]),
-            _f(base["macro_f1"]["estimate"]),
-            "1.000",
-            "–",
-            "–",
-            style="dim",
-        )
+        base = gs.get("baseline")  # structured tasks have one per part, in report.md
+        if base:
+            table.add_row(
+                f"majority class ({base['label']})",
+                str(base["n_items"]),
+                "0.000",
+                _iv(base["accuracy"]),
+                _f(base["macro_f1"]["estimate"]),
+                "1.000",
+                "–",
+                "–",
+                style="dim",
+            )
         out.print(table)
 
 

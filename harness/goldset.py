@@ -271,6 +271,16 @@ def _check_structured(
             if error:
                 problems.append(Problem(f"item {item.id!r}, gold: {error}", path, item.line))
         checked.append(replace(item, annotations=annotations, gold=gold))
+    if space.type == "ranking":  # best-of-N: one N per gold set, so rankings compare
+        sizes = {len(space.candidate_ids(i.fields) or []) for i in items}
+        if len(sizes) > 1:
+            problems.append(
+                Problem(
+                    f"items have different numbers of candidates {sorted(sizes)}"
+                    "; a ranking gold set needs the same N for every item",
+                    path,
+                )
+            )
     return checked, problems
 
 

@@ -127,7 +127,7 @@ class LabelSpace:
         else:
             s = ps.parse_rubric(text, self.axes)
         detail = s.detail
-        if s.axis_failures:
+        if s.axis_failures and not detail:
             detail = "; ".join(f"{axis}: {why}" for axis, why in s.axis_failures.items())
         return ParsedOutput(
             s.value, s.failure, self.type if s.failure is None else None, None, detail

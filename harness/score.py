@@ -8,15 +8,17 @@ number and an interval wherever it is an estimate.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
 from harness import metrics as m
+from harness import score_structured as st
 from harness import score_tasks as tasks
 from harness.config import TaskConfig
+from harness.labelspace import LabelSpace
 from harness.predictions import CodedGoldSet, ItemPredictions
 from harness.records import GoldSet, LabelRecord, Setup
 
@@ -259,6 +261,94 @@ def baseline_block(coded: CodedGoldSet, n_boot: int, seed: int, level: float) ->
     }
 
 
+def score_gold_set(
+    gold: GoldSet,
+    setups: Sequence[Setup],
+    records_of: Callable[[str], list[LabelRecord]],
+    labels: Sequence[str],
+    task_type: str,
+    boot: dict[str, Any],
+    task: TaskConfig | None = None,
+) -> dict[str, Any]:
+    """One gold set (or one part of a structured task): humans, every setup, the baseline."""
+    coded = CodedGoldSet(gold, labels, task_type)
+    humans = human_block(coded)
+    lengths = None
+    if task_type == "ordinal":
+        humans["ordinal"] = tasks.ordinal_humans(coded)
+    elif task_type == "pairwise" and task is not None and task.pairwise is not None:
+        lengths = tasks.response_lengths(coded, task.pairwise.response_a, task.pairwise.response_b)
+        humans["pairwise"] = tasks.pairwise_humans(coded, lengths)
+    blocks = []
+    for setup in setups:
+        preds = ItemPredictions(coded, records_of(setup.id))
+        block = setup_block(coded, setup, preds, boot["n_boot"], boot["seed"], boot["level"])
+        if task_type == "ordinal":
+            block["ordinal"] = tasks.ordinal_setup(coded, preds, boot)
+        elif lengths is not None:
+            block["pairwise"] = tasks.pairwise_setup(coded, preds, lengths, boot)
+        blocks.append(block)
+    return {
+        "id": gold.id,
+        "path": gold.path,
+        "content_hash": gold.content_hash,
+        "humans": humans,
+        "setups": blocks,
+        "baseline": baseline_block(coded, boot["n_boot"], boot["seed"], boot["level"]),
+    }
+
+
+def score_structured_gold_set(
+    gold: GoldSet,
+    setups: Sequence[Setup],
+    records_of: Callable[[str], list[LabelRecord]],
+    task: TaskConfig,
+    boot: dict[str, Any],
+) -> dict[str, Any]:
+    """Multi-label and rubric tasks: every label / axis scored as a task of its own."""
+    parts = []
+    for name, part_labels, part_type, value in st.parts_of(task):
+        sub = st.part_gold(gold, value)
+        if not sub.items:
+            continue
+        scored = score_gold_set(
+            sub,
+            setups,
+            lambda sid, v=value: st.part_records(records_of(sid), v, "part_failed"),
+            part_labels,
+            part_type,
+            boot,
+        )
+        parts.append({"name": name, "type": part_type, "labels": part_labels, **scored})
+    combined = []
+    for i, setup in enumerate(setups):
+        per_setup = [{"name": p["name"], "setup": p["setups"][i]} for p in parts]
+        if task.type == "multilabel":
+            combined.append(
+                st.combined_multilabel(gold, task, setup, records_of(setup.id), per_setup, boot)
+            )
+        else:
+            combined.append(st.combined_rubric(gold, setup, per_setup, boot))
+    alphas = [p["humans"]["krippendorff_alpha"]["value"] for p in parts]
+    alphas = [a for a in alphas if a is not None]
+    return {
+        "id": gold.id,
+        "path": gold.path,
+        "content_hash": gold.content_hash,
+        "humans": {
+            "n_items": len(gold.items),
+            "n_annotators": len(gold.annotators),
+            "krippendorff_alpha": {
+                "value": _num(np.mean(alphas)) if alphas else None,
+                "level": "mean over parts",
+                "n_items": len(gold.items),
+            },
+        },
+        "setups": combined,
+        "parts": parts,
+    }
+
+
 def score_run(
     gold_sets: Sequence[GoldSet],
     setups: Sequence[Setup],
@@ -279,36 +369,18 @@ def score_run(
     out_sets = []
     board = []
     for gold in gold_sets:
-        coded = CodedGoldSet(gold, labels, task_type)
-        humans = human_block(coded)
-        lengths = None
-        if task_type == "ordinal":
-            humans["ordinal"] = tasks.ordinal_humans(coded)
-        elif task_type == "pairwise" and task is not None and task.pairwise is not None:
-            lengths = tasks.response_lengths(
-                coded, task.pairwise.response_a, task.pairwise.response_b
-            )
-            humans["pairwise"] = tasks.pairwise_humans(coded, lengths)
-        blocks = []
-        for setup in setups:
-            preds = ItemPredictions(coded, by_key.get((gold.id, setup.id), []))
-            block = setup_block(coded, setup, preds, n_boot, seed, level)
-            if task_type == "ordinal":
-                block["ordinal"] = tasks.ordinal_setup(coded, preds, boot)
-            elif lengths is not None:
-                block["pairwise"] = tasks.pairwise_setup(coded, preds, lengths, boot)
-            blocks.append(block)
-            board.append(_board_row(gold.id, block))
-        out_sets.append(
-            {
-                "id": gold.id,
-                "path": gold.path,
-                "content_hash": gold.content_hash,
-                "humans": humans,
-                "setups": blocks,
-                "baseline": baseline_block(coded, n_boot, seed, level),
-            }
-        )
+
+        def records_of(setup_id: str, gold_id: str = gold.id) -> list[LabelRecord]:
+            return by_key.get((gold_id, setup_id), [])
+
+        if task is not None and task.type in ("multilabel", "rubric"):
+            scored = score_structured_gold_set(gold, setups, records_of, task, boot)
+        elif task is not None and task.type == "ranking":
+            scored = st.score_ranking_gold_set(gold, setups, records_of, LabelSpace(task), boot)
+        else:
+            scored = score_gold_set(gold, setups, records_of, labels, task_type, boot, task)
+        out_sets.append(scored)
+        board.extend(_board_row(gold.id, block) for block in scored["setups"])
     board.sort(key=lambda r: (r["gold_set"], -(r["kappa"] if r["kappa"] is not None else -9)))
     return {
         "schema_version": SCHEMA_VERSION,

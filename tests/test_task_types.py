@@ -194,3 +194,169 @@ def test_ordinal_rater_one_level_too_severe(tmp_path):
     assert "humans_plus_llm" in gold["setups"][0]["alpha"]
     report = (result.run_dir / "report.md").read_text()
     assert "Ordinal view" in report and "within one level" in report
+
+
+# ------------------------------------------------------------------ multilabel, rubric, ranking
+
+
+def run_task(tmp_path: Path, task: dict, rows: list[dict], responder, template: str) -> dict:
+    (tmp_path / "t.j2").write_text(template)
+    (tmp_path / "g.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with FakeOpenAIServer(responder) as srv:
+        config = {
+            "name": "structured",
+            "task": task,
+            "gold_sets": [{"id": "g", "path": "g.jsonl"}],
+            "prompts": [{"id": "p", "template": "t.j2"}],
+            "models": [{"id": "fake", "model": "openai/fake-model", "api_base": srv.base_url}],
+            "run": {"retries": 0},
+            "report": {"bootstrap": 200},
+        }
+        (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+        result = run_experiment(tmp_path / "c.yaml", runs_dir=tmp_path / "runs")
+    jsonschema.validate(result.metrics, SCHEMA)
+    return {"metrics": result.metrics, "dir": result.run_dir}
+
+
+TOPICS = ["food", "service", "price"]
+
+
+def test_multilabel_end_to_end(tmp_path):
+    rows = [  # the reference is the per-label majority: i1 {food}, i2 {service, price}, i3 {}
+        {"id": "i1", "text": "food", "annotations": {"x": ["food"], "y": ["food"], "z": []}},
+        {
+            "id": "i2",
+            "text": "service price",
+            "annotations": {"x": ["service", "price"], "y": ["price", "service"], "z": ["price"]},
+        },
+        {"id": "i3", "text": "nothing", "annotations": {"x": [], "y": ["food"], "z": []}},
+    ]
+
+    def tagger(req, attempt):  # tags every topic word it sees; misses nothing, adds nothing
+        text = last_user_text(req)
+        return json.dumps({"labels": [t for t in TOPICS if t in text.split("Text: ")[1]]})
+
+    out = run_task(
+        tmp_path,
+        {"type": "multilabel", "labels": TOPICS},
+        rows,
+        tagger,
+        "--- user\nTopics of this text: {{ label_names | join(', ') }}\nText: {{ item.text }}\n",
+    )
+    gold = out["metrics"]["gold_sets"][0]
+    (combined,) = gold["setups"]
+    assert combined["accuracy"]["estimate"] == 1.0  # exact match on all three items
+    assert combined["jaccard"]["estimate"] == 1.0
+    assert [p["name"] for p in gold["parts"]] == TOPICS
+    food = gold["parts"][0]
+    assert food["labels"] == ["no", "yes"] and food["setups"][0]["accuracy"]["estimate"] == 1.0
+    assert "Part `service`" in (out["dir"] / "report.md").read_text()
+
+
+def test_rubric_keeps_the_axes_that_parsed(tmp_path):
+    axes = [
+        {"name": "helpfulness", "labels": ["1", "2", "3"]},
+        {"name": "clarity", "labels": ["1", "2", "3"]},
+    ]
+    rows = [
+        {
+            "id": f"r{i}",
+            "text": f"answer {i}",
+            "annotations": {
+                "x": {"helpfulness": str(i), "clarity": "2"},
+                "y": {"helpfulness": str(i), "clarity": "3"},
+            },
+        }
+        for i in (1, 2, 3)
+    ]
+
+    def rater(req, attempt):  # right on helpfulness, nonsense on clarity
+        level = last_user_text(req).rsplit(" ", 1)[1]
+        return json.dumps({"helpfulness": level, "clarity": "very clear"})
+
+    out = run_task(
+        tmp_path, {"type": "rubric", "axes": axes}, rows, rater, "--- user\nRate {{ item.text }}\n"
+    )
+    parts = {p["name"]: p for p in out["metrics"]["gold_sets"][0]["parts"]}
+    help_block, clarity_block = parts["helpfulness"]["setups"][0], parts["clarity"]["setups"][0]
+    assert help_block["coverage"]["answered"] == 3
+    assert help_block["ordinal"]["exact"]["estimate"] == 1.0
+    assert clarity_block["coverage"]["answered"] == 0
+    assert sum(clarity_block["failures"].values()) == 3
+    labels = [json.loads(x) for x in (out["dir"] / "labels.jsonl").read_text().splitlines()]
+    assert all(r["label"]["helpfulness"] and r["label"]["clarity"] is None for r in labels)
+
+
+def test_ranking_end_to_end_and_not_a_permutation(tmp_path):
+    cands = [
+        {"id": "A", "text": "short"},
+        {"id": "B", "text": "longest answer here"},
+        {"id": "C", "text": "medium one"},
+    ]
+    rows = [
+        {
+            "id": f"k{i}",
+            "prompt": f"q{i}",
+            "candidates": cands,
+            "annotations": {"x": ["B", "C", "A"], "y": ["B", "A", "C"]},
+        }
+        for i in range(4)
+    ]
+
+    def ranker(req, attempt):  # by length, longest first; item k3 gets a broken answer
+        if "q3" in last_user_text(req):
+            return json.dumps({"ranking": ["B", "B", "A"]})
+        return json.dumps({"ranking": ["B", "C", "A"]})
+
+    out = run_task(
+        tmp_path,
+        {"type": "ranking"},
+        rows,
+        ranker,
+        "--- user\n{{ item.prompt }}\n{% for c in item.candidates %}{{ c.id }}: "
+        "{{ c.text }}\n{% endfor %}",
+    )
+    (block,) = out["metrics"]["gold_sets"][0]["setups"]
+    assert block["coverage"]["answered"] == 3
+    assert block["failures"] == {"not_a_permutation": 1}
+    # Borda: B 4 points, C 1, A 1 -> B, A, C (tie to the lower index). Top-1 B on 3 of 4.
+    assert block["ranking"]["top1"]["estimate"] == pytest.approx(3 / 4)
+    # Predicted B, C, A vs reference B, A, C: one discordant pair of three -> tau 1/3.
+    assert block["ranking"]["tau"]["estimate"] == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize(
+    ("task", "row", "message"),
+    [
+        (
+            {"type": "multilabel", "labels": TOPICS},
+            {"id": "a", "text": "t", "annotations": {"x": ["food", "wine"]}},
+            "unknown labels",
+        ),
+        (
+            {"type": "ranking"},
+            {"id": "a", "candidates": ["p", "q"], "annotations": {"x": ["A", "A"]}},
+            "not a permutation",
+        ),
+        (
+            {"type": "rubric", "axes": [{"name": "h", "labels": ["1", "2"]}]},
+            {"id": "a", "text": "t", "annotations": {"x": {"h": "5"}}},
+            "is not one of",
+        ),
+    ],
+)
+def test_structured_gold_errors_name_the_line(tmp_path, task, row, message):
+    (tmp_path / "t.j2").write_text("--- user\nx\n")
+    (tmp_path / "g.jsonl").write_text("# header\n" + json.dumps(row) + "\n")
+    config = {
+        "name": "bad",
+        "task": task,
+        "gold_sets": [{"id": "g", "path": "g.jsonl"}],
+        "prompts": [{"id": "p", "template": "t.j2"}],
+        "models": [{"id": "m", "model": "openai/x", "api_base": "http://127.0.0.1:9"}],
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(UserError) as info:
+        prepare(tmp_path / "c.yaml")
+    (problem,) = info.value.problems
+    assert problem.line == 2 and message in problem.message

@@ -130,3 +130,48 @@ __all__ += [
     "top_level_probability",
     "unswap",
 ]
+
+# Label sets (multi-label) and rankings of N candidates.
+from .multilabel import (  # noqa: E402
+    MULTILABEL_METRICS,
+    MultilabelMetrics,
+    multilabel_alpha_per_label,
+    multilabel_ci,
+    multilabel_metrics,
+    multilabel_reference,
+)
+from .ranking import (  # noqa: E402
+    RANKING_METRICS,
+    RankingCeiling,
+    RankingCeilingRow,
+    RankingMetrics,
+    borda_reference,
+    borda_scores,
+    kendall_tau,
+    ranking_against_annotators,
+    ranking_ci,
+    ranking_human_ceiling,
+    ranking_metrics,
+    spearman_rho,
+)
+
+__all__ += [
+    "MULTILABEL_METRICS",
+    "RANKING_METRICS",
+    "MultilabelMetrics",
+    "RankingCeiling",
+    "RankingCeilingRow",
+    "RankingMetrics",
+    "borda_reference",
+    "borda_scores",
+    "kendall_tau",
+    "multilabel_alpha_per_label",
+    "multilabel_ci",
+    "multilabel_metrics",
+    "multilabel_reference",
+    "ranking_against_annotators",
+    "ranking_ci",
+    "ranking_human_ceiling",
+    "ranking_metrics",
+    "spearman_rho",
+]

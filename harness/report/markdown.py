@@ -7,7 +7,12 @@ from typing import Any
 
 from harness.records import RunManifest
 from harness.report.markdown_format import alpha_band, fmt, fmt_iv, kappa_band, table
-from harness.report.task_sections import humans_section, setup_section
+from harness.report.task_sections import (
+    humans_section,
+    ranking_section,
+    setup_section,
+    structured_section,
+)
 
 
 def render_markdown(manifest: RunManifest, metrics: dict[str, Any]) -> str:
@@ -26,7 +31,12 @@ def render_markdown(manifest: RunManifest, metrics: dict[str, Any]) -> str:
         f"{metrics['bootstrap']['n_boot']} replicates, seed {metrics['bootstrap']['seed']}.",
     ]
     for gs in metrics["gold_sets"]:
-        out += _gold_set(gs, level)
+        if "parts" in gs:
+            out += structured_section(gs, level, _gold_set)
+        elif gs.get("ranking"):
+            out += ranking_section(gs, level)
+        else:
+            out += _gold_set(gs, level)
     return "\n".join(out) + "\n"
 
 

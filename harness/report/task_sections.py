@@ -121,3 +121,103 @@ def _pairwise(p: dict[str, Any]) -> list[str]:
             "(replayed labels, or task.pairwise.swap: false)"
         )
     return out
+
+
+def structured_section(gs: dict[str, Any], level: int, gold_set_section: Any) -> list[str]:
+    """Multi-label and rubric tasks: a combined leaderboard, then every label or axis as a
+    task of its own (its leaderboard, human agreement and per-setup details)."""
+    h = gs["humans"]
+    out = [
+        "",
+        f"## Gold set `{gs['id']}`: {h['n_items']} items, {h['n_annotators']} annotators",
+        "",
+        "### Combined leaderboard",
+        "",
+        f"Means over the {len(gs['parts'])} parts (each part's own intervals are in its "
+        f"section); set-level metrics with {level}% intervals.",
+        "",
+    ]
+    rows = []
+    ordered = sorted(
+        gs["setups"],
+        key=lambda b: -(b["kappa"]["estimate"] if b["kappa"]["estimate"] is not None else -9),
+    )
+    for rank, b in enumerate(ordered, start=1):
+        extra = (
+            f"micro-F1 {fmt_iv(b['micro_f1'])}, Jaccard {fmt_iv(b['jaccard'])}"
+            if "jaccard" in b
+            else f"within one {fmt(b['within_one']['estimate'])}, quadratic kappa "
+            f"{fmt(b['kappa_quadratic']['estimate'])}"
+        )
+        rows.append(
+            [
+                str(rank),
+                f"`{b['setup']}`",
+                str(b["n_items"]),
+                fmt(b["kappa"]["estimate"]),
+                fmt_iv(b["accuracy"]),
+                fmt_iv(b["macro_f1"]),
+                f"{fmt(b['coverage']['value'])} ({b['coverage']['answered']}/{b['coverage']['n']})",
+                extra,
+            ]
+        )
+    label = "exact match" if "jaccard" in (gs["setups"] or [{}])[0] else "mean exact"
+    out.append(
+        table(["#", "setup", "n", "mean kappa", label, "macro-F1", "coverage", "more"], rows)
+    )
+    for part in gs["parts"]:
+        section = gold_set_section(part, level)
+        section[1] = f"## Part `{part['name']}` of `{gs['id']}` ({part['type']})"
+        out += section
+    return out
+
+
+def ranking_section(gs: dict[str, Any], level: int) -> list[str]:
+    """Best-of-N ranking: agreement with the Borda consensus and with each annotator."""
+    h = gs["humans"]
+    out = [
+        "",
+        f"## Gold set `{gs['id']}`: {h['n_items']} items, {h['n_annotators']} "
+        f"annotators, {h['n_candidates']} candidates each",
+        "",
+        f"Against the Borda consensus of the annotators ({level}% intervals); the ceiling "
+        "compares each annotator and the LLM with the Borda ranking of the other "
+        "annotators on the same items.",
+        "",
+    ]
+    rows = []
+    for b in sorted(
+        gs["setups"],
+        key=lambda b: -(b["kappa"]["estimate"] if b["kappa"]["estimate"] is not None else -9),
+    ):
+        r, c = b["ranking"], b["human_ceiling"]
+        rows.append(
+            [
+                f"`{b['setup']}`",
+                str(b["n_items"]),
+                fmt_iv(r["top1"]),
+                fmt_iv(r["tau"]),
+                fmt_iv(r["rho"]),
+                f"{fmt(r['against_annotators']['tau'])} (n={r['against_annotators']['n_pairs']})",
+                f"{fmt(c['human_tau'])} / {fmt(c['llm_tau'])} ({fmt(c['ratio_kappa'], 2)})",
+                f"{fmt(b['coverage']['value'])} ({b['coverage']['answered']}/{b['coverage']['n']})",
+                ", ".join(f"{k}: {v}" for k, v in b["failures"].items()) or "none",
+            ]
+        )
+    out.append(
+        table(
+            [
+                "setup",
+                "n",
+                "top-1",
+                "Kendall tau",
+                "Spearman rho",
+                "tau vs each annotator",
+                "ceiling tau: humans / LLM (ratio)",
+                "coverage",
+                "failures",
+            ],
+            rows,
+        )
+    )
+    return out
