@@ -136,3 +136,81 @@ def test_fast_logprobs_equal_llama_cpp_own_logprobs() -> None:
         top = {a["token"]: a["logprob"] for a in theirs["top_logprobs"]}
         for token, logprob in mine.top:
             assert logprob == pytest.approx(top[token], abs=1e-4)
+
+
+STRUCTURED = {
+    "multilabel": (
+        {"type": "multilabel", "labels": ["battery", "screen", "price"]},
+        {"x": ["battery"], "y": ["battery", "price"]},
+    ),
+    "ranking": ({"type": "ranking"}, {"x": ["B", "A", "C"], "y": ["B", "C", "A"]}),
+    "rubric": (
+        {
+            "type": "rubric",
+            "axes": [
+                {"name": "helpfulness", "labels": ["1", "2", "3"]},
+                {"name": "clarity", "labels": ["1", "2", "3"]},
+            ],
+        },
+        {"x": {"helpfulness": "2", "clarity": "3"}, "y": {"helpfulness": "3"}},
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(STRUCTURED))
+def test_structured_tasks_on_the_local_model(tmp_path: Path, kind: str, monkeypatch) -> None:
+    """The grammar built from the label space's JSON schema yields valid structured labels."""
+    import yaml
+
+    from harness.pipeline import run_experiment
+
+    task, annotations = STRUCTURED[kind]
+    rows = [
+        {
+            "id": f"i{i}",
+            "text": f"The battery lasts {i} days but the screen is dim.",
+            "candidates": ["Great phone.", "Battery is weak, screen dim.", "ok"],
+            "annotations": annotations,
+        }
+        for i in range(3)
+    ]
+    (tmp_path / "g.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "t.j2").write_text(
+        "--- system\nAnswer in JSON.\n--- user\n{{ item.text }}\n"
+        "{% for c in item.candidates %}{{ loop.index }}. {{ c }}\n{% endfor %}"
+    )
+    config = {
+        "name": kind,
+        "task": task,
+        "gold_sets": [{"id": "g", "path": "g.jsonl"}],
+        "prompts": [{"id": "p", "template": "t.j2"}],
+        "models": [
+            {
+                "id": "smol",
+                "model": "local/smollm2-135m",
+                "params": {"temperature": 0, "max_tokens": 48},
+            }
+        ],
+        "report": {"bootstrap": 200},
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("PRELABEL_CACHE_DIR", str(tmp_path / "cache"))
+    result = run_experiment(tmp_path / "c.yaml", runs_dir=tmp_path / "runs")
+    labels = [json.loads(x) for x in (result.run_dir / "labels.jsonl").read_text().splitlines()]
+    assert len(labels) == 3
+    for r in labels:  # constrained decoding: every answer has the right shape
+        if kind == "ranking":
+            # A grammar can hold the ids to the candidates, not make them distinct: a
+            # repeated id is a failure record, never a guessed order.
+            raw = json.loads(r["raw"])["ranking"]
+            assert len(raw) == 3 and set(raw) <= {"A", "B", "C"}
+            assert (r.get("failure") is None) == (sorted(raw) == ["A", "B", "C"])
+            continue
+        assert r.get("failure") is None, r
+        if kind == "multilabel":
+            assert set(r["label"]) <= {"battery", "screen", "price"}
+        else:
+            assert set(r["label"]) == {"helpfulness", "clarity"}
+    (block,) = result.metrics["gold_sets"][0]["setups"]
+    answered = sum(r.get("failure") is None for r in labels)
+    assert block["coverage"]["answered"] == answered

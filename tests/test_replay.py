@@ -187,3 +187,18 @@ def test_a_bad_file_stops_before_any_record(tmp_path):
     with pytest.raises(UserError) as info:
         replay_records("old-tool", path, [gold_set("g", "r1")], LABELS)
     assert [p.line for p in info.value.problems] == [1]
+
+
+def test_structured_labels_replay_without_parsing(tmp_path):
+    """Sets and rubrics from a file are checked, not parsed: a bad one is a failure record."""
+    from harness.config import TaskConfig
+    from harness.labelspace import LabelSpace
+
+    space = LabelSpace(TaskConfig(type="multilabel", labels=["a", "b", "c"]))
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"id": "r1", "label": ["c", "a"]}\n{"id": "r2", "label": ["a", "zzz"]}\n')
+    records = replay_records("vendor", path, [gold_set("g", "r1", "r2")], ["a", "b", "c"], space)
+    by_item = {r.item: r for r in records}
+    assert by_item["r1"].label == ["a", "c"] and by_item["r1"].failure is None
+    assert by_item["r2"].label is None and by_item["r2"].failure == "not_in_labels"
+    assert "zzz" in by_item["r2"].failure_detail
