@@ -18,6 +18,8 @@ from harness import metrics as m
 from harness import score_structured as st
 from harness import score_tasks as tasks
 from harness.config import TaskConfig
+from harness.json_numbers import interval
+from harness.json_numbers import num as _num
 from harness.labelspace import LabelSpace
 from harness.predictions import CodedGoldSet, ItemPredictions
 from harness.records import GoldSet, LabelRecord, Setup
@@ -32,23 +34,6 @@ PAIRWISE_RULE = (
     "majority vote; a split vote goes to the adjudicated gold verdict when the item has one, "
     "else it is a tie"
 )
-
-
-def interval(iv: m.Interval) -> dict[str, Any]:
-    return {
-        "estimate": _num(iv.estimate),
-        "low": _num(iv.low),
-        "high": _num(iv.high),
-        "n": int(iv.n),
-        "level": iv.level,
-    }
-
-
-def _num(x: Any) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    return None if np.isnan(x) else round(x, 6)
 
 
 def human_block(coded: CodedGoldSet) -> dict[str, Any]:

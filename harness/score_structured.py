@@ -14,26 +14,11 @@ import numpy as np
 
 from harness import metrics as m
 from harness.config import TaskConfig
+from harness.json_numbers import interval as _iv
+from harness.json_numbers import num as _num
 from harness.records import GoldSet, LabelRecord, Setup
 
 YES_NO = ["no", "yes"]
-
-
-def _num(x: Any) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    return None if np.isnan(x) else round(x, 6)
-
-
-def _iv(iv: m.Interval) -> dict[str, Any]:
-    return {
-        "estimate": _num(iv.estimate),
-        "low": _num(iv.low),
-        "high": _num(iv.high),
-        "n": int(iv.n),
-        "level": iv.level,
-    }
 
 
 def _mean_iv(values: list[float | None], n: int, level: float) -> dict[str, Any]:

@@ -10,28 +10,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness import metrics as m
+from harness.json_numbers import interval as _iv
+from harness.json_numbers import num as _num
 
 if TYPE_CHECKING:
     from harness.predictions import CodedGoldSet, ItemPredictions
 
 A, B, TIE = 0, 1, 2
-
-
-def _num(x: Any) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    return None if np.isnan(x) else round(x, 6)
-
-
-def _iv(iv: m.Interval) -> dict[str, Any]:
-    return {
-        "estimate": _num(iv.estimate),
-        "low": _num(iv.low),
-        "high": _num(iv.high),
-        "n": int(iv.n),
-        "level": iv.level,
-    }
 
 
 def _rate(value: tuple[float, int]) -> dict[str, Any]:
