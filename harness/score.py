@@ -198,6 +198,9 @@ def _calibration(
         "ece": interval(ece_iv),
         "ece_equal_mass": _num(m.ece(conf, correct, n_bins=10, strategy="quantile")),
         "brier": _num(m.brier_top_label(conf, correct)),
+        "log_loss": _num(m.log_loss_top_label(conf, correct)),
+        # Does confidence separate right from wrong labels? 0.5 = not at all.
+        "auroc": _num(m.auroc(conf, correct)),
         "reliability": [asdict(b) for b in m.reliability_bins(conf, correct, 10, "uniform")],
     }
 

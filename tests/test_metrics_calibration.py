@@ -96,3 +96,29 @@ def test_inputs_are_validated():
         ece(np.array([0.5]), np.array([1]), strategy="adaptive")
     with pytest.raises(ValueError):
         brier_top_label(np.array([0.5, 0.4]), np.array([1]))
+
+
+def test_log_loss_hand_computed_and_clipped():
+    from harness.metrics.calibration import log_loss_top_label
+
+    # -(log 0.8 + log(1 - 0.4)) / 2
+    assert log_loss_top_label(np.array([0.8, 0.4]), np.array([1, 0])) == pytest.approx(
+        -(np.log(0.8) + np.log(0.6)) / 2
+    )
+    # A certain mistake is finite: log(1 / 1e-6).
+    assert log_loss_top_label(np.array([1.0]), np.array([0])) == pytest.approx(-np.log(1e-6))
+
+
+def test_auroc_matches_sklearn_with_ties_and_is_nan_without_both_classes():
+    from sklearn.metrics import roc_auc_score
+
+    from harness.metrics.calibration import auroc
+
+    rng = np.random.default_rng(3)
+    conf = np.round(rng.random(200), 1)  # many ties
+    correct = (rng.random(200) < conf).astype(int)
+    assert auroc(conf, correct) == pytest.approx(roc_auc_score(correct, conf))
+    # Hand case: correct at 0.9 and 0.5, wrong at 0.5 and 0.1: pairs (0.9>0.5, 0.9>0.1,
+    # 0.5=0.5 -> 1/2, 0.5>0.1) = 3.5 of 4.
+    assert auroc(np.array([0.9, 0.5, 0.5, 0.1]), np.array([1, 1, 0, 0])) == pytest.approx(3.5 / 4)
+    assert np.isnan(auroc(np.array([0.9, 0.8]), np.array([1, 1])))

@@ -32,7 +32,7 @@ from .agreement import (
     reliability_matrix,
     soft_labels,
 )
-from .calibration import Bin, brier_top_label, ece, reliability_bins
+from .calibration import Bin, auroc, brier_top_label, ece, log_loss_top_label, reliability_bins
 from .intervals import (
     Interval,
     accuracy_ci,
@@ -54,6 +54,7 @@ __all__ = [
     "PairKappa",
     "accuracy_ci",
     "accuracy_from_confusion",
+    "auroc",
     "bootstrap_items",
     "bootstrap_table_stat",
     "brier_top_label",
@@ -70,6 +71,7 @@ __all__ = [
     "kappa_from_confusion",
     "krippendorff_alpha",
     "label_distribution",
+    "log_loss_top_label",
     "macro_f1_ci",
     "macro_f1_from_confusion",
     "majority_vote",

@@ -112,3 +112,31 @@ def brier_top_label(confidence: np.ndarray, correct: np.ndarray) -> float:
     """
     conf, hit = _inputs(confidence, correct)
     return float(np.mean((conf - hit) ** 2)) if conf.size else float("nan")
+
+
+def log_loss_top_label(confidence: np.ndarray, correct: np.ndarray, eps: float = 1e-6) -> float:
+    """Mean negative log-likelihood of correctness under the confidence, in nats (>= 0):
+    -mean(c * log p + (1 - c) * log(1 - p)), with p clipped to [eps, 1 - eps] so a confident
+    mistake costs log(1/eps) instead of infinity. nan for no items."""
+    conf, corr = _inputs(confidence, correct)
+    if conf.size == 0:
+        return float("nan")
+    p = np.clip(conf, eps, 1 - eps)
+    return float(-np.mean(corr * np.log(p) + (1 - corr) * np.log(1 - p)))
+
+
+def auroc(confidence: np.ndarray, correct: np.ndarray) -> float:
+    """Area under the ROC curve of confidence as a detector of correct labels, in [0, 1]:
+    the probability that a correct item has higher confidence than a wrong one, ties
+    counting one half (the Mann-Whitney U statistic / (n_correct * n_wrong); Hanley & McNeil
+    1982). 0.5 = confidence says nothing about correctness; nan if all right or all wrong."""
+    from scipy.stats import rankdata
+
+    conf, corr = _inputs(confidence, correct)
+    n_pos = int(corr.sum())
+    n_neg = int(corr.size - n_pos)
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(conf)  # average ranks: ties count one half
+    u = ranks[corr == 1].sum() - n_pos * (n_pos + 1) / 2
+    return float(u / (n_pos * n_neg))
