@@ -23,6 +23,7 @@ from harness.json_numbers import num as _num
 from harness.labelspace import LabelSpace
 from harness.predictions import CodedGoldSet, ItemPredictions
 from harness.records import GoldSet, LabelRecord, Setup
+from harness.score_compare import compare_setups
 
 SCHEMA_VERSION = 1
 TIE_RULE = (
@@ -268,8 +269,10 @@ def score_gold_set(
         lengths = tasks.response_lengths(coded, task.pairwise.response_a, task.pairwise.response_b)
         humans["pairwise"] = tasks.pairwise_humans(coded, lengths)
     blocks = []
+    predictions: dict[str, np.ndarray] = {}
     for setup in setups:
         preds = ItemPredictions(coded, records_of(setup.id))
+        predictions[setup.id] = preds.pred
         block = setup_block(coded, setup, preds, boot["n_boot"], boot["seed"], boot["level"])
         if task_type == "ordinal":
             block["ordinal"] = tasks.ordinal_setup(coded, preds, boot)
@@ -283,6 +286,7 @@ def score_gold_set(
         "humans": humans,
         "setups": blocks,
         "baseline": baseline_block(coded, boot["n_boot"], boot["seed"], boot["level"]),
+        "comparisons": compare_setups(coded.reference, predictions, len(labels), boot),
     }
 
 

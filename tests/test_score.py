@@ -173,3 +173,16 @@ def test_failures_lower_the_mean_kappa_against_annotators() -> None:
         blocks["failing@m"]["mean_kappa_vs_annotators"]["value"]
         < blocks["full@m"]["mean_kappa_vs_annotators"]["value"]
     )
+
+
+def test_comparisons_say_when_setups_cannot_be_told_apart() -> None:
+    truth = {"i1": "pos", "i2": "pos", "i3": "neg", "i4": "neg", "i5": "neu", "i6": "neu"}
+    a, b = Setup("a@m", "a", "m"), Setup("b@m", "b", "m")
+    records = [rec("a@m", i, lab) for i, lab in truth.items()]
+    records += [rec("b@m", i, "pos" if i == "i3" else lab) for i, lab in truth.items()]
+    (row,) = scored(records, [a, b])["gold_sets"][0]["comparisons"]
+    assert (row["a"], row["b"], row["n"]) == ("a@m", "b@m", 6)
+    assert row["mcnemar"]["a_only_right"] == 1 and row["mcnemar"]["b_only_right"] == 0
+    assert row["mcnemar"]["p_value"] == 1.0  # one discordant item: binomial p = 1
+    assert row["accuracy_difference"]["estimate"] == pytest.approx(1 / 6, abs=1e-6)
+    assert row["verdict"] == "cannot be told apart on this gold set"

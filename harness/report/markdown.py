@@ -8,6 +8,7 @@ from typing import Any
 from harness.records import RunManifest
 from harness.report.markdown_format import alpha_band, fmt, fmt_iv, kappa_band, table
 from harness.report.task_sections import (
+    comparisons_section,
     humans_section,
     ranking_section,
     setup_section,
@@ -115,6 +116,7 @@ def _gold_set(gs: dict[str, Any], level: int) -> list[str]:
             rows,
         )
     )
+    out += comparisons_section(gs.get("comparisons") or [], level)
     out += ["", "### Human agreement", ""]
     alpha = h["krippendorff_alpha"]["value"]
     fleiss = h["fleiss_kappa"]

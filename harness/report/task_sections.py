@@ -221,3 +221,42 @@ def ranking_section(gs: dict[str, Any], level: int) -> list[str]:
         )
     )
     return out
+
+
+def comparisons_section(rows: list[dict[str, Any]], level: int) -> list[str]:
+    """Every pair of setups on the same items: is the difference real or noise?"""
+    if not rows:
+        return []
+    return [
+        "",
+        "### Can the setups be told apart?",
+        "",
+        f"Paired on the same items: accuracy difference (first minus second) with its "
+        f"{level}% paired bootstrap interval, McNemar's exact test on the items only one "
+        "of them got right (Holm-corrected over the pairs), and the smallest difference "
+        "this gold set could detect (80% power, 5% level).",
+        "",
+        table(
+            [
+                "pair",
+                "n",
+                "accuracy difference",
+                "only first / only second right",
+                "p (Holm)",
+                "detectable",
+                "verdict",
+            ],
+            [
+                [
+                    f"`{r['a']}` vs `{r['b']}`",
+                    str(r["n"]),
+                    fmt_iv(r["accuracy_difference"]),
+                    f"{r['mcnemar']['a_only_right']} / {r['mcnemar']['b_only_right']}",
+                    fmt(r["mcnemar"]["p_holm"]),
+                    fmt(r["minimum_detectable_difference"]),
+                    r["verdict"],
+                ]
+                for r in rows
+            ],
+        ),
+    ]
