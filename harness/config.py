@@ -153,6 +153,10 @@ class ReportConfig(Strict):
     bootstrap: int = Field(default=1000, ge=100, le=100_000)
     seed: int = 0
     level: float = Field(default=0.95, gt=0.5, lt=1.0)
+    # Auto-accept: the error rate allowed among auto-accepted labels, and 1 - the confidence
+    # that the chosen threshold keeps it (Learn then Test).
+    target_error: float = Field(default=0.05, gt=0, lt=1)
+    delta: float = Field(default=0.1, gt=0, lt=1)
 
 
 class Experiment(Strict):

@@ -127,6 +127,8 @@ def run_experiment(
         labels,
         n_boot=exp.report.bootstrap,
         task=exp.task,
+        target_error=exp.report.target_error,
+        delta=exp.report.delta,
         seed=exp.report.seed,
         level=exp.report.level,
     )
@@ -188,6 +190,8 @@ def rebuild_report(run_dir: Path) -> dict[str, Any]:
         exp.task.label_names,
         n_boot=exp.report.bootstrap,
         task=exp.task,
+        target_error=exp.report.target_error,
+        delta=exp.report.delta,
         seed=exp.report.seed,
         level=exp.report.level,
     )

@@ -24,8 +24,10 @@ from harness.labelspace import LabelSpace
 from harness.predictions import CodedGoldSet, ItemPredictions
 from harness.records import GoldSet, LabelRecord, Setup
 from harness.score_compare import compare_setups
+from harness.score_selective import selective_block
 
 SCHEMA_VERSION = 1
+DEFAULT_DECISION = {"target_error": 0.05, "delta": 0.1}
 TIE_RULE = (
     "majority vote; a tie goes to the adjudicated gold label when the item has one "
     "and it is among the tied labels, else to the tied label listed first in the task"
@@ -258,8 +260,10 @@ def score_gold_set(
     task_type: str,
     boot: dict[str, Any],
     task: TaskConfig | None = None,
+    decision: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """One gold set (or one part of a structured task): humans, every setup, the baseline."""
+    decision = decision or DEFAULT_DECISION
     coded = CodedGoldSet(gold, labels, task_type)
     humans = human_block(coded)
     lengths = None
@@ -274,6 +278,14 @@ def score_gold_set(
         preds = ItemPredictions(coded, records_of(setup.id))
         predictions[setup.id] = preds.pred
         block = setup_block(coded, setup, preds, boot["n_boot"], boot["seed"], boot["level"])
+        block["selective"] = selective_block(
+            coded.reference,
+            preds.pred,
+            preds.confidence,
+            decision["target_error"],
+            decision["delta"],
+            boot["seed"],
+        )
         if task_type == "ordinal":
             block["ordinal"] = tasks.ordinal_setup(coded, preds, boot)
         elif lengths is not None:
@@ -351,8 +363,11 @@ def score_run(
     seed: int = 0,
     level: float = 0.95,
     task: TaskConfig | None = None,
+    target_error: float = 0.05,
+    delta: float = 0.1,
 ) -> dict[str, Any]:
     """Every metric, per gold set and setup; the dict written as metrics.json."""
+    decision = {"target_error": target_error, "delta": delta}
     task_type = task.type if task else "classification"
     boot = {"n_boot": n_boot, "seed": seed, "level": level}
     by_key: dict[tuple[str, str], list[LabelRecord]] = defaultdict(list)
@@ -370,7 +385,9 @@ def score_run(
         elif task is not None and task.type == "ranking":
             scored = st.score_ranking_gold_set(gold, setups, records_of, LabelSpace(task), boot)
         else:
-            scored = score_gold_set(gold, setups, records_of, labels, task_type, boot, task)
+            scored = score_gold_set(
+                gold, setups, records_of, labels, task_type, boot, task, decision
+            )
         out_sets.append(scored)
         board.extend(_board_row(gold.id, block) for block in scored["setups"])
     board.sort(key=lambda r: (r["gold_set"], -(r["kappa"] if r["kappa"] is not None else -9)))

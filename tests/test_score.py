@@ -186,3 +186,33 @@ def test_comparisons_say_when_setups_cannot_be_told_apart() -> None:
     assert row["mcnemar"]["p_value"] == 1.0  # one discordant item: binomial p = 1
     assert row["accuracy_difference"]["estimate"] == pytest.approx(1 / 6, abs=1e-6)
     assert row["verdict"] == "cannot be told apart on this gold set"
+
+
+def test_auto_accept_threshold_from_learn_then_test() -> None:
+    # 60 right answers at confidence 0.95 and 20 wrong ones at 0.3: accepting only the
+    # confident ones has 0 errors in 60, binomial p = 0.95^60 = 0.046 <= delta 0.1; adding
+    # the wrong ones fails. So the threshold is 0.95 and 60 of 80 are auto-accepted.
+    items = tuple(
+        GoldItem(id=f"i{i}", fields={}, annotations={"a": "pos", "b": "pos"}, line=i)
+        for i in range(80)
+    )
+    gold = GoldSet("g", "g.jsonl", items, ("a", "b"), "0" * 64)
+    records = [
+        LabelRecord(
+            setup="s@m",
+            gold_set="g",
+            item=f"i{i}",
+            label="pos" if i < 60 else "neg",
+            confidence=0.95 if i < 60 else 0.3,
+            confidence_source="logprobs",
+        )
+        for i in range(80)
+    ]
+    metrics = score_run(
+        [gold], [Setup("s@m", "s", "m")], records, LABELS, n_boot=200, target_error=0.05, delta=0.1
+    )
+    sel = metrics["gold_sets"][0]["setups"][0]["selective"]
+    assert sel["threshold"] == 0.95
+    assert (sel["auto_accepted"], sel["errors_among_accepted"]) == (60, 0)
+    assert sel["auto_accept_share"] == pytest.approx(0.75)
+    assert sel["cross_fit"]["fit_n"] + sel["cross_fit"]["check_n"] == 80

@@ -11,6 +11,7 @@ from harness.report.task_sections import (
     comparisons_section,
     humans_section,
     ranking_section,
+    selective_line,
     setup_section,
     structured_section,
 )
@@ -191,6 +192,7 @@ def _setup(b: dict[str, Any]) -> list[str]:
         )
     else:
         out.append("- Calibration: no confidences for this setup")
+    out.append(selective_line(b.get("selective")))
     u = b["usage"]
     cost = u["cost_usd_this_run"]
     out.append(

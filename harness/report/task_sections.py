@@ -260,3 +260,27 @@ def comparisons_section(rows: list[dict[str, Any]], level: int) -> list[str]:
             ],
         ),
     ]
+
+
+def selective_line(s: dict[str, Any] | None) -> str:
+    if not s:
+        return "- Auto-accept: needs a confidence on at least 10 answered items"
+    head = (
+        f"- Auto-accept at <= {s['target_error']:.0%} error with {1 - s['delta']:.0%} "
+        f"confidence (Learn then Test, n={s['n']}): "
+    )
+    if s["threshold"] is None:
+        head += "no threshold qualifies; every item needs a human"
+    else:
+        head += (
+            f"confidence >= {fmt(s['threshold'])} accepts {fmt(s['auto_accept_share'])} "
+            f"of items ({s['auto_accepted']}, {s['errors_among_accepted']} of them wrong)"
+        )
+    c = s["cross_fit"]
+    check = (
+        f"fitted on {c['fit_n']} items, the other {c['check_n']} accept "
+        f"{c['check_accepted']} with error {fmt(c['check_error_rate'])}"
+        if c["threshold"] is not None
+        else "no threshold on the fit half"
+    )
+    return f"{head}; cross-fit check: {check}; AURC {fmt(s['aurc'])}"
