@@ -25,6 +25,7 @@ from harness.predictions import CodedGoldSet, ItemPredictions
 from harness.records import GoldSet, LabelRecord, Setup
 from harness.score_compare import compare_setups
 from harness.score_selective import selective_block
+from harness.score_slices import label_bias, slice_index, slices_block
 
 SCHEMA_VERSION = 1
 DEFAULT_DECISION = {"target_error": 0.05, "delta": 0.1}
@@ -273,11 +274,14 @@ def score_gold_set(
         lengths = tasks.response_lengths(coded, task.pairwise.response_a, task.pairwise.response_b)
         humans["pairwise"] = tasks.pairwise_humans(coded, lengths)
     blocks = []
+    slices = slice_index(gold.items)
     predictions: dict[str, np.ndarray] = {}
     for setup in setups:
         preds = ItemPredictions(coded, records_of(setup.id))
         predictions[setup.id] = preds.pred
         block = setup_block(coded, setup, preds, boot["n_boot"], boot["seed"], boot["level"])
+        block["slices"] = slices_block(slices, coded.reference, preds.pred, len(labels), boot)
+        block["label_bias"] = label_bias(coded.reference, preds.pred, labels)
         block["selective"] = selective_block(
             coded.reference,
             preds.pred,

@@ -8,6 +8,7 @@ from typing import Any
 from harness.records import RunManifest
 from harness.report.markdown_format import alpha_band, fmt, fmt_iv, kappa_band, table
 from harness.report.task_sections import (
+    bias_and_slices,
     comparisons_section,
     humans_section,
     ranking_section,
@@ -193,6 +194,7 @@ def _setup(b: dict[str, Any]) -> list[str]:
     else:
         out.append("- Calibration: no confidences for this setup")
     out.append(selective_line(b.get("selective")))
+    out += bias_and_slices(b)
     u = b["usage"]
     cost = u["cost_usd_this_run"]
     out.append(

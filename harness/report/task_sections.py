@@ -284,3 +284,27 @@ def selective_line(s: dict[str, Any] | None) -> str:
         else "no threshold on the fit half"
     )
     return f"{head}; cross-fit check: {check}; AURC {fmt(s['aurc'])}"
+
+
+def bias_and_slices(b: dict[str, Any]) -> list[str]:
+    out = []
+    bias = b.get("label_bias") or []
+    leaning = [x for x in bias if x["excess"]]
+    if leaning:
+        parts = [
+            f"{x['label']} {x['excess']:+d} ({x['predicted']} vs {x['reference']})"
+            for x in sorted(leaning, key=lambda x: -abs(x["excess"]))
+        ]
+        out.append(
+            f"- Label counts against the reference (answered items, n={bias[0]['n']}): "
+            + ", ".join(parts)
+        )
+    for field, rows in (b.get("slices") or {}).items():
+        cells = [
+            f"{r['value']} {fmt_iv(r['accuracy'])} (n={r['n']})"
+            if "accuracy" in r
+            else f"{r['value']} (n={r['n']}, too few to score)"
+            for r in rows
+        ]
+        out.append(f"- Accuracy by `{field}`: " + "; ".join(cells))
+    return out
