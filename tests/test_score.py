@@ -220,13 +220,21 @@ def test_auto_accept_threshold_from_learn_then_test() -> None:
 
 def test_slices_by_meta_and_the_direction_of_disagreement() -> None:
     # 10 items, meta domain: 6 "books" (all right) and 4 "toys" (all answered "pos", wrong).
-    items = tuple(GoldItem(id=f"i{i}", fields={}, annotations={"a": "neg", "b": "neg"},
-                           meta={"domain": "books" if i < 6 else "toys"}, line=i)
-                  for i in range(10))
+    items = tuple(
+        GoldItem(
+            id=f"i{i}",
+            fields={},
+            annotations={"a": "neg", "b": "neg"},
+            meta={"domain": "books" if i < 6 else "toys"},
+            line=i,
+        )
+        for i in range(10)
+    )
     gold = GoldSet("g", "g.jsonl", items, ("a", "b"), "0" * 64)
     records = [rec("s@m", f"i{i}", "neg" if i < 6 else "pos") for i in range(10)]
-    block = score_run([gold], [Setup("s@m", "s", "m")], records, LABELS,
-                      n_boot=200)["gold_sets"][0]["setups"][0]
+    block = score_run([gold], [Setup("s@m", "s", "m")], records, LABELS, n_boot=200)["gold_sets"][
+        0
+    ]["setups"][0]
     books, toys = block["slices"]["domain"]
     assert (books["value"], books["n"], books["accuracy"]["estimate"]) == ("books", 6, 1.0)
     assert (toys["value"], toys["n"]) == ("toys", 4) and "accuracy" not in toys  # n < 5
