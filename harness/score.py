@@ -201,6 +201,14 @@ def _calibration(
         "accuracy": _num(correct.mean()),
         "ece": interval(ece_iv),
         "ece_equal_mass": _num(m.ece(conf, correct, n_bins=10, strategy="quantile")),
+        # ECE is biased upward on small n (Nixon et al. 2019): both binnings get an interval.
+        "ece_equal_mass_interval": interval(
+            m.bootstrap_items(
+                lambda idx: m.ece(conf[idx], correct[idx], n_bins=10, strategy="quantile"),
+                len(conf),
+                **boot,
+            )
+        ),
         "brier": _num(m.brier_top_label(conf, correct)),
         "log_loss": _num(m.log_loss_top_label(conf, correct)),
         # Does confidence separate right from wrong labels? 0.5 = not at all.

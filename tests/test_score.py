@@ -90,6 +90,9 @@ def test_accuracy_coverage_and_failures_against_hand_counts() -> None:
     assert cal["mean_confidence"] == pytest.approx((0.9 + 0.8 + 0.7 + 0.6 + 0.5) / 5)
     # Brier on correctness: (0.9-1)^2 + (0.8-0)^2 + (0.7-1)^2 + (0.6-1)^2 + (0.5-1)^2, / 5
     assert cal["brier"] == pytest.approx((0.01 + 0.64 + 0.09 + 0.16 + 0.25) / 5)
+    ece_mass = cal["ece_equal_mass_interval"]
+    assert ece_mass["estimate"] == cal["ece_equal_mass"] and ece_mass["n"] == 5
+    assert 0 <= ece_mass["low"] <= ece_mass["high"] <= 1
 
 
 def test_reference_ties_baseline_and_human_block() -> None:

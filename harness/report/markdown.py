@@ -186,7 +186,7 @@ def _setup(b: dict[str, Any]) -> list[str]:
     if cal:
         out.append(
             f"- Calibration (n={cal['n']}, sources {cal['sources']}): ECE {fmt_iv(cal['ece'])} "
-            f"(equal-mass {fmt(cal['ece_equal_mass'])}), Brier {fmt(cal['brier'])}, "
+            f"(equal-mass {fmt_iv(cal['ece_equal_mass_interval'])}), Brier {fmt(cal['brier'])}, "
             f"log loss {fmt(cal['log_loss'])}, AUROC of confidence for correctness "
             f"{fmt(cal['auroc'])}, "
             f"mean confidence {fmt(cal['mean_confidence'])} vs accuracy {fmt(cal['accuracy'])}"
