@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.errors import Problem, UserError
+from harness.report.markdown_format import by_kappa
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -205,10 +206,7 @@ def print_leaderboard(metrics: dict[str, Any]) -> None:
             "ECE",
         ):
             table.add_column(col, justify="left" if col == "setup" else "right")
-        rows = sorted(
-            gs["setups"],
-            key=lambda b: -(b["kappa"]["estimate"] if b["kappa"]["estimate"] is not None else -9),
-        )
+        rows = by_kappa(gs["setups"])
         for b in rows:
             cal = b["calibration"]
             table.add_row(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.records import RunManifest
-from harness.report.markdown_format import alpha_band, fmt, fmt_iv, kappa_band, table
+from harness.report.markdown_format import alpha_band, by_kappa, fmt, fmt_iv, kappa_band, table
 from harness.report.task_sections import (
     bias_and_slices,
     comparisons_section,
@@ -60,10 +60,7 @@ def _gold_set(gs: dict[str, Any], level: int) -> list[str]:
         "",
     ]
     rows = []
-    setups = sorted(
-        gs["setups"],
-        key=lambda b: -(b["kappa"]["estimate"] if b["kappa"]["estimate"] is not None else -9),
-    )
+    setups = by_kappa(gs["setups"])
     for rank, b in enumerate(setups, start=1):
         cal = b["calibration"]
         usage = b["usage"]

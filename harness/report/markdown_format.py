@@ -44,3 +44,11 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def by_kappa(setups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Setups best first by kappa; a missing kappa last (a kappa of 0 is not missing)."""
+    return sorted(
+        setups,
+        key=lambda b: -(b["kappa"]["estimate"] if b["kappa"]["estimate"] is not None else -9),
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.report.markdown_format import fmt, fmt_iv, table
+from harness.report.markdown_format import by_kappa, fmt, fmt_iv, table
 
 
 def _rate(r: dict[str, Any] | None, digits: int = 3) -> str:
@@ -138,10 +138,7 @@ def structured_section(gs: dict[str, Any], level: int, gold_set_section: Any) ->
         "",
     ]
     rows = []
-    ordered = sorted(
-        gs["setups"],
-        key=lambda b: -(b["kappa"]["estimate"] if b["kappa"]["estimate"] is not None else -9),
-    )
+    ordered = by_kappa(gs["setups"])
     for rank, b in enumerate(ordered, start=1):
         extra = (
             f"micro-F1 {fmt_iv(b['micro_f1'])}, Jaccard {fmt_iv(b['jaccard'])}"
@@ -186,10 +183,7 @@ def ranking_section(gs: dict[str, Any], level: int) -> list[str]:
         "",
     ]
     rows = []
-    for b in sorted(
-        gs["setups"],
-        key=lambda b: -(b["kappa"]["estimate"] if b["kappa"]["estimate"] is not None else -9),
-    ):
+    for b in by_kappa(gs["setups"]):
         r, c = b["ranking"], b["human_ceiling"]
         rows.append(
             [
