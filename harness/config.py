@@ -53,6 +53,9 @@ __all__ = [
 ]
 
 
+ConfidenceSource = Literal["auto", "logprobs", "verbalized", "self_consistency"]
+
+
 class CsvColumns(Strict):
     """Column mapping of a long-format CSV gold set: one row per (item, annotator) rating."""
 
@@ -70,6 +73,9 @@ class GoldSetConfig(Strict):
     format: Literal["jsonl", "csv"] | None = None
     columns: CsvColumns | None = None
     limit: int | None = Field(default=None, ge=1)
+    # Groups of annotators (e.g. experts / crowd, or by language): the setup is also scored
+    # against each group's own majority, and each group's agreement is reported.
+    annotator_groups: dict[str, list[str]] | None = None
 
     @property
     def resolved_format(self) -> str:
@@ -103,6 +109,10 @@ class ModelConfig(Strict):
     structured_output: Literal["auto", "json_schema", "off"] = "auto"
     logprobs: bool | None = None
     top_logprobs: int = Field(default=5, ge=1, le=20)
+    # Which confidence feeds calibration, auto-accept and routing; every available source is
+    # still compared head to head in the report. auto: self-consistency with samples > 1,
+    # else label log-probabilities, else a verbalized number.
+    confidence: ConfidenceSource = "auto"
 
     @field_validator("params")
     @classmethod
@@ -137,6 +147,7 @@ class ModelConfig(Strict):
 class SetupConfig(Strict):
     prompt: str | None = None
     model: str
+    confidence: ConfidenceSource | None = None  # overrides the model's
 
 
 class RunConfig(Strict):
@@ -149,6 +160,16 @@ class RunConfig(Strict):
     budget_usd: float | None = Field(default=None, ge=0)
 
 
+class Constraints(Strict):
+    """What a setup must meet to be recommended (unset = not required)."""
+
+    min_kappa_low: float | None = Field(default=None, ge=-1, le=1)  # lower interval bound
+    max_ece: float | None = Field(default=None, ge=0, le=1)
+    min_auto_accept_share: float | None = Field(default=None, ge=0, le=1)  # at target_error
+    max_cost_per_1k_usd: float | None = Field(default=None, ge=0)  # hybrid pipeline
+    min_coverage: float | None = Field(default=None, ge=0, le=1)  # share of items labelled
+
+
 class ReportConfig(Strict):
     bootstrap: int = Field(default=1000, ge=100, le=100_000)
     seed: int = 0
@@ -157,6 +178,18 @@ class ReportConfig(Strict):
     # that the chosen threshold keeps it (Learn then Test).
     target_error: float = Field(default=0.05, gt=0, lt=1)
     delta: float = Field(default=0.1, gt=0, lt=1)
+    # Recalibration applied to confidence before auto-accept thresholds and the ECE
+    # constraint; all methods are always reported before/after, cross-fitted.
+    recalibration: Literal["none", "temperature", "platt", "isotonic"] = "none"
+    constraints: Constraints = Constraints()
+
+
+class CostConfig(Strict):
+    """What humans cost, to price the hybrid pipeline against labelling everything by hand."""
+
+    human_label_usd: float | None = Field(default=None, ge=0)  # one human label of one item
+    human_review_usd: float | None = Field(default=None, ge=0)  # one review of a pre-label
+    labels_per_item: int = Field(default=1, ge=1, le=20)  # humans per item when all-human
 
 
 class Experiment(Strict):
@@ -169,6 +202,7 @@ class Experiment(Strict):
     setups: list[SetupConfig] | None = None
     run: RunConfig = RunConfig()
     report: ReportConfig = ReportConfig()
+    costs: CostConfig = CostConfig()
 
     @model_validator(mode="after")
     def _cross_references(self) -> Experiment:

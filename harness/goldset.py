@@ -95,7 +95,26 @@ def load_gold_set(
         items=tuple(items),
         annotators=tuple(annotators),
         content_hash=hashlib.sha256(raw).hexdigest(),
+        annotator_groups=_groups(cfg, path, annotators),
     )
+
+
+def _groups(
+    cfg: GoldSetConfig, path: Path, annotators: Sequence[str]
+) -> dict[str, tuple[str, ...]] | None:
+    """The config's annotator groups, each annotator checked against the gold set."""
+    if not cfg.annotator_groups:
+        return None
+    for group, names in cfg.annotator_groups.items():
+        unknown = sorted(set(names) - set(annotators))
+        if unknown or not names:
+            raise UserError.at(
+                f"annotator group '{group}' of gold set '{cfg.id}' names "
+                + (f"annotators who label nothing here: {unknown}" if unknown else "no annotator"),
+                file=path,
+                hint=f"fix gold_sets.annotator_groups in the config; annotators are {annotators}",
+            )
+    return {group: tuple(names) for group, names in cfg.annotator_groups.items()}
 
 
 def _parse_jsonl(text: str, path: Path) -> tuple[list[GoldItem], list[Problem]]:

@@ -61,26 +61,32 @@ class Plan:
 def build_setups(resolved: ResolvedExperiment) -> list[Setup]:
     exp = resolved.experiment
     models = {m.id: m for m in exp.models}
-    pairs: list[tuple[str | None, str]] = []
+    pairs: list[tuple[str | None, str, str | None]] = []
     if exp.setups:
-        pairs = [(s.prompt, s.model) for s in exp.setups]
+        pairs = [(s.prompt, s.model, s.confidence) for s in exp.setups]
     else:
         for m in exp.models:
             if m.provider == "replay":
-                pairs.append((None, m.id))
+                pairs.append((None, m.id, None))
             else:
-                pairs.extend((p.id, m.id) for p in exp.prompts)
+                pairs.extend((p.id, m.id, None) for p in exp.prompts)
     setups = []
-    for prompt_id, model_id in pairs:
+    for prompt_id, model_id, confidence in pairs:
+        source = confidence or models[model_id].confidence
         if models[model_id].provider == "replay":
-            setups.append(Setup(id=model_id, prompt_id=None, model_id=model_id))
+            setups.append(Setup(id=model_id, prompt_id=None, model_id=model_id, confidence=source))
         elif prompt_id is None:
             raise UserError.at(
                 f"setup with model '{model_id}' needs a prompt", file=resolved.path, key="setups"
             )
         else:
             setups.append(
-                Setup(id=f"{prompt_id}@{model_id}", prompt_id=prompt_id, model_id=model_id)
+                Setup(
+                    id=f"{prompt_id}@{model_id}",
+                    prompt_id=prompt_id,
+                    model_id=model_id,
+                    confidence=source,
+                )
             )
     seen = [s.id for s in setups]
     dupes = sorted({s for s in seen if seen.count(s) > 1})

@@ -33,6 +33,7 @@ class GoldSet:
     items: tuple[GoldItem, ...]
     annotators: tuple[str, ...]
     content_hash: str  # sha256 of the file's bytes
+    annotator_groups: dict[str, tuple[str, ...]] | None = None  # group -> its annotators
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,7 @@ class Setup:
     id: str
     prompt_id: str | None  # None for replayed labels, which had no prompt of ours
     model_id: str
+    confidence: str = "auto"  # the confidence source that feeds decisions (config.py)
 
 
 @dataclass(frozen=True, slots=True)
