@@ -93,6 +93,70 @@ def validate(config: ConfigArg) -> None:
     )
 
 
+@app.command("plan")
+def plan_command(
+    config: ConfigArg,
+    cache_dir: Annotated[Path | None, typer.Option(help="label cache [.prelabel-cache]")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead")] = False,
+) -> None:
+    """Before anything is spent: calls, cached share, tokens and estimated cost per setup."""
+    import json
+
+    from harness.cache import LabelCache
+    from harness.estimate import estimate_plan
+    from harness.pipeline import prepare
+
+    try:
+        plan = prepare(config)
+    except UserError as exc:
+        fail(exc)
+    exp = plan.resolved.experiment
+    folder = Path(cache_dir or os.environ.get("PRELABEL_CACHE_DIR") or exp.run.cache_dir)
+    cache = LabelCache(folder) if folder.exists() else None  # never creates a cache
+    try:
+        # As the runner sees it: an entry that does not read as a reply is a miss.
+        estimate = estimate_plan(plan, lambda key: cache is not None and cache.get(key) is not None)
+    finally:
+        if cache is not None:
+            cache.close()
+    estimate["cache_dir"] = str(folder)
+    if as_json:
+        typer.echo(json.dumps(estimate, indent=2))
+        return
+    table = Table(title=f"plan: {config}", title_justify="left")
+    for col in ("setup", "calls", "cached", "to call", "input tokens", "output tokens", "cost"):
+        table.add_column(col, justify="left" if col == "setup" else "right")
+    total = estimate["total"]
+    unknown = "unknown" if total["cost_unknown_for"] else None
+    for r in [*estimate["setups"], {**total, "setup": "total", "cost_usd": total["cost_usd"]}]:
+        cost = "unknown" if r["cost_usd"] is None else f"${r['cost_usd']:.4f}"
+        if r["setup"] == "total" and unknown:
+            cost = f"${r['cost_usd']:.4f} + unknown"
+        share = "–" if r["cached_share"] is None else f"{r['cached_share']:.0%}"
+        table.add_row(
+            r["setup"],
+            str(r["calls"]),
+            f"{r['cached']} ({share})",
+            str(r["to_call"]) + (f" (+{r['shared']} shared)" if r["shared"] else ""),
+            f"{r['input_tokens']:,}",
+            f"{r['output_tokens']:,}",
+            cost if r["to_call"] else "–",
+            style="bold" if r["setup"] == "total" else None,
+        )
+    out.print(table)
+    for what, how in estimate["method"].items():
+        out.print(f"{what.replace('_', ' ')}: {how}", highlight=False)
+    if total["cost_unknown_for"]:
+        out.print(f"price unknown for {', '.join(total['cost_unknown_for'])}", highlight=False)
+    if estimate["budget_usd"] is not None:
+        budget = estimate["budget_usd"]
+        over = "exceeds it: the run stops there" if total["cost_usd"] > budget else "is within it"
+        out.print(f"run.budget_usd ${budget}: the estimate {over}")
+    if estimate["max_calls"] is not None and total["to_call"] > estimate["max_calls"]:
+        out.print(f"run.max_calls {estimate['max_calls']} < {total['to_call']} calls to make")
+    out.print(f"cache: {folder}" + ("" if cache is not None else " (none yet)"), highlight=False)
+
+
 @app.command()
 def run(
     config: ConfigArg,
@@ -129,10 +193,15 @@ def run(
         f"spend ${t.cost_usd:.4f}",
         highlight=False,
     )
+    for what, counts in (("failures", t.failures), ("failed requests", t.request_errors)):
+        if counts:  # each kind: records that ended failed; requests that failed, retried or not
+            kinds = ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
+            err.print(f"{what}: {kinds}", highlight=False)
     if result.metrics is None:
+        key = "run.max_calls" if t.stopped == "max_calls" else "run.budget_usd"
         err.print(
-            f"[yellow]stopped: {t.stopped}[/] budget reached; labels so far are cached. "
-            f"Raise run.budget_usd and run again to continue. ({result.run_dir})"
+            f"[yellow]stopped: {t.stopped}[/] {key} reached; labels so far are cached. "
+            f"Raise {key} and run again to continue. ({result.run_dir})"
         )
         raise typer.Exit(1)
     print_leaderboard(result.metrics)

@@ -20,6 +20,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from harness.errors import Problem, UserError
+from harness.pii import PiiConfig
 
 # litellm passes provider credentials as params (aws_secret_access_key, azure_ad_token,
 # vertex_credentials, api_token...): none of them may sit in a config that runs/ copies.
@@ -76,6 +77,9 @@ class GoldSetConfig(Strict):
     # Groups of annotators (e.g. experts / crowd, or by language): the setup is also scored
     # against each group's own majority, and each group's agreement is reported.
     annotator_groups: dict[str, list[str]] | None = None
+    # An item whose input fields exceed this (UTF-8 bytes) is refused with its line: 1 MB is
+    # ~250k tokens, beyond most context windows; bigger is usually a pasted log or file.
+    max_item_bytes: int = Field(default=1_000_000, ge=1, le=50_000_000)
 
     @property
     def resolved_format(self) -> str:
@@ -96,6 +100,9 @@ class PromptConfig(Strict):
     template: Path
     few_shot: FewShotConfig | None = None
     description: str | None = None
+    # Paraphrases of one prompt share a group: the report measures how much labels move
+    # between them (inter-prompt stability).
+    group: str | None = Field(default=None, pattern=ID_PATTERN)
 
 
 class ModelConfig(Strict):
@@ -113,6 +120,32 @@ class ModelConfig(Strict):
     # still compared head to head in the report. auto: self-consistency with samples > 1,
     # else label log-probabilities, else a verbalized number.
     confidence: ConfidenceSource = "auto"
+    # Client-side limits for this model (harness/ratelimit.py): requests and tokens (input +
+    # output, estimated from the prompt before a call, corrected by the reply's usage) per
+    # minute. Unset: no limit; a 429 still backs the model's concurrency off (AIMD).
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    # Mask e-mails, phones, card numbers, IPs (and own regexes) in item text before it is
+    # sent to this model (harness/pii.py): true, or {kinds: [...], patterns: {name: regex}}.
+    mask_pii: PiiConfig | None = None
+
+    @field_validator("mask_pii", mode="before")
+    @classmethod
+    def _mask_pii_flag(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return {} if value else None
+        if value is not None and not isinstance(value, dict | PiiConfig):
+            raise ValueError("mask_pii is true, false or a mapping {kinds: [...], patterns: {}}")
+        return value
+
+    @model_validator(mode="after")
+    def _mask_pii_needs_calls(self) -> ModelConfig:
+        if self.mask_pii is not None and self.provider == "replay":
+            raise LocatedValueError(
+                "mask_pii has no effect on replayed labels (nothing is sent); remove it",
+                ("mask_pii",),
+            )
+        return self
 
     @field_validator("params")
     @classmethod
@@ -158,6 +191,19 @@ class RunConfig(Strict):
     cache_dir: Path = Path(".prelabel-cache")
     runs_dir: Path = Path("runs")
     budget_usd: float | None = Field(default=None, ge=0)
+    # Hard cap on the requests this run sends (retries included; cached labels are free).
+    # Reached: the run stops like for the budget, resumable; 0 = use the cache only.
+    max_calls: int | None = Field(default=None, ge=0)
+
+
+class AltTestConfig(Strict):
+    """The Alternative Annotator Test: may the LLM replace one of the annotators?"""
+
+    # Cost-benefit margin epsilon; default by who the annotators are (Calderon et al. 2025).
+    annotators: Literal["expert", "skilled", "crowd"] = "skilled"
+    epsilon: float | None = Field(default=None, gt=0, lt=1)  # overrides the default
+    q: float = Field(default=0.05, gt=0, lt=1)  # Benjamini-Yekutieli FDR level
+    min_items: int = Field(default=30, ge=5)  # per annotator
 
 
 class Constraints(Strict):
@@ -182,6 +228,25 @@ class ReportConfig(Strict):
     # constraint; all methods are always reported before/after, cross-fitted.
     recalibration: Literal["none", "temperature", "platt", "isotonic"] = "none"
     constraints: Constraints = Constraints()
+    alt_test: AltTestConfig = AltTestConfig()
+
+
+class GateMetric(Strict):
+    """A gated metric: fail when it drops by more than `tolerance` beyond noise, or its
+    lower bound falls under `floor`."""
+
+    tolerance: float = Field(default=0.02, ge=0)
+    floor: float | None = None
+
+
+class GateConfig(Strict):
+    """`prelabel gate`: what counts as a regression against the baseline."""
+
+    kappa: GateMetric = GateMetric()
+    accuracy: GateMetric = GateMetric()
+    # Rates compared directly: fail above baseline * (1 + relative) + absolute.
+    failure_rate_absolute: float = Field(default=0.02, ge=0)
+    cost_relative: float = Field(default=0.10, ge=0)
 
 
 class CostConfig(Strict):
@@ -203,6 +268,7 @@ class Experiment(Strict):
     run: RunConfig = RunConfig()
     report: ReportConfig = ReportConfig()
     costs: CostConfig = CostConfig()
+    gate: GateConfig = GateConfig()
 
     @model_validator(mode="after")
     def _cross_references(self) -> Experiment:

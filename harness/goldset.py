@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.config import CsvColumns, GoldSetConfig
 from harness.errors import Problem, UserError
+from harness.paths import read_text_file
 from harness.records import GoldItem, GoldSet
 
 if TYPE_CHECKING:
@@ -30,35 +31,7 @@ if TYPE_CHECKING:
 
 RESERVED_KEYS = {"id", "annotations", "gold", "meta"}
 MAX_PROBLEMS = 200
-
-
-def read_text_file(path: Path, what: str) -> tuple[bytes, str]:
-    """Read a UTF-8 file, turning every OS and encoding problem into a UserError."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError.at(
-            f"{what} not found",
-            file=path,
-            hint="check the path in the config (relative paths are relative to the config file)",
-        ) from None
-    except IsADirectoryError:
-        raise UserError.at(f"{what} is a directory, expected a file", file=path) from None
-    except OSError as exc:
-        raise UserError.at(f"cannot read {what}: {exc.strerror}", file=path) from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise UserError.at(
-            f"{what} is not valid UTF-8 (byte {exc.start})",
-            file=path,
-            line=line,
-            hint="re-save the file as UTF-8",
-        ) from None
-    if not text.strip():
-        raise UserError.at(f"{what} is empty", file=path)
-    return raw, text
+__all__ = ["load_gold_set", "load_pool", "read_text_file"]  # read_text_file: moved to paths
 
 
 def load_gold_set(
@@ -82,10 +55,15 @@ def load_gold_set(
         problems += more
     else:
         problems += _check_items(items, path, labels)
-    if problems:
-        raise UserError(
-            problems, hint=f"fix these rows of {path.name}; allowed labels: {list(labels)}"
-        )
+    big = oversized(items, path, cfg.max_item_bytes)
+    if problems or big:
+        hint = f"fix these rows of {path.name}; allowed labels: {list(labels)}"
+        if big:
+            hint += (
+                "; shorten or drop the items over the size limit, or raise max_item_bytes of "
+                f"gold set '{cfg.id}' in the config if your models' context windows take them"
+            )
+        raise UserError(problems + big, hint=hint)
     if cfg.limit is not None:
         items = items[: cfg.limit]
     annotators = sorted({a for item in items for a in item.annotations})
@@ -97,6 +75,23 @@ def load_gold_set(
         content_hash=hashlib.sha256(raw).hexdigest(),
         annotator_groups=_groups(cfg, path, annotators),
     )
+
+
+def oversized(items: Sequence[GoldItem], path: Path, limit: int) -> list[Problem]:
+    """Items whose input fields (the text sent to a model) exceed `limit` UTF-8 bytes."""
+    problems = []
+    for item in items:
+        size = len(json.dumps(item.fields, ensure_ascii=False).encode())
+        if size > limit:
+            problems.append(
+                Problem(
+                    f"item {item.id!r} has {size:,} bytes of input text, over the limit of "
+                    f"{limit:,} bytes per item",
+                    path,
+                    item.line,
+                )
+            )
+    return problems
 
 
 def _groups(
@@ -380,8 +375,14 @@ def load_pool(path: Path, labels: Sequence[str]) -> list[GoldItem]:
                 line=lineno,
             )
         )
+    limit = GoldSetConfig.model_fields["max_item_bytes"].default
+    problems += oversized(pool, path, limit)  # every example is sent with every item
     if problems:
-        raise UserError(problems, hint="fix the few-shot pool file")
+        raise UserError(problems, hint="fix these lines of the few-shot pool file")
     if not pool:
-        raise UserError.at("few-shot pool has no examples", file=path)
+        raise UserError.at(
+            "few-shot pool has no examples",
+            file=path,
+            hint='add JSONL lines {"id": ..., "label": ..., "text": ...}, or drop few_shot',
+        )
     return pool

@@ -80,6 +80,9 @@ def build_manifest(plan: Plan, run_id: str) -> RunManifest:
                 "prompt": s.prompt_id,
                 "model": s.model_id,
                 "model_string": plan.models[s.model_id].model,
+                # Which kinds of PII were masked before this setup's model saw the items, and
+                # how many replacements each made (harness/pii.py); never the values.
+                **({"pii_masking": plan.pii[s.model_id]} if s.model_id in plan.pii else {}),
             }
             for s in plan.setups
         ],

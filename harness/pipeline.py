@@ -16,6 +16,7 @@ from typing import Any
 
 from harness.cache import LabelCache
 from harness.config import Experiment, ResolvedExperiment, load_experiment
+from harness.decision import decide
 from harness.errors import UserError
 from harness.goldset import load_gold_set
 from harness.labelspace import LabelSpace
@@ -66,9 +67,15 @@ def run_experiment(
     except BaseException:
         cache.close()
         raise
-    run_id = new_run_id(exp.name)
-    run_dir = runs_dir / run_id
-    run_dir.mkdir(parents=True)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    while True:  # two runs started in the same second may draw the same id: draw again
+        run_id = new_run_id(exp.name)
+        run_dir = runs_dir / run_id
+        try:
+            run_dir.mkdir()
+            break
+        except FileExistsError:
+            continue
     manifest = build_manifest(plan, run_id)
     # Absolute, so that `prelabel report` finds the gold sets from any working directory.
     manifest.config_path = str(plan.resolved.path.resolve())
@@ -88,6 +95,7 @@ def run_experiment(
         timeout_s=exp.run.timeout_s,
         retries=exp.run.retries,
         budget_usd=exp.run.budget_usd,
+        max_calls=exp.run.max_calls,
         **(settings_override or {}),
     )
     runner = Runner(
@@ -129,9 +137,11 @@ def run_experiment(
         task=exp.task,
         target_error=exp.report.target_error,
         delta=exp.report.delta,
+        recalibration=exp.report.recalibration,
         seed=exp.report.seed,
         level=exp.report.level,
     )
+    decide(metrics, exp)
     metrics["run_id"] = run_id
     metrics["experiment"] = exp.name
     manifest.status = "complete"
@@ -192,9 +202,11 @@ def rebuild_report(run_dir: Path) -> dict[str, Any]:
         task=exp.task,
         target_error=exp.report.target_error,
         delta=exp.report.delta,
+        recalibration=exp.report.recalibration,
         seed=exp.report.seed,
         level=exp.report.level,
     )
+    decide(metrics, exp)
     metrics["run_id"] = manifest.run_id
     metrics["experiment"] = exp.name
     write_reports(run_dir, manifest, metrics)
@@ -211,6 +223,8 @@ def _totals(t: RunTotals) -> dict[str, Any]:
         "input_tokens": t.input_tokens,
         "output_tokens": t.output_tokens,
         "stopped": t.stopped,
+        "request_errors": dict(sorted(t.request_errors.items())),
+        "rate_limits": t.limits,
     }
 
 

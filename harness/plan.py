@@ -17,6 +17,8 @@ from harness.config import ModelConfig, PromptConfig, ResolvedExperiment, TaskCo
 from harness.errors import Problem, UserError
 from harness.goldset import load_gold_set, load_pool, read_text_file
 from harness.labelspace import LabelSpace
+from harness.paths import OUTSIDE_HINT, allowed_roots, outside_message
+from harness.pii import masker_for
 from harness.prompts import FewShotSelector, PromptTemplate, load_template, pool_overlap, render
 from harness.providers.replay import read_replay
 from harness.records import CallSpec, GoldItem, GoldSet, Setup
@@ -52,6 +54,7 @@ class Plan:
     specs: list[CallSpec]
     templates: dict[str, PromptTemplate] = field(default_factory=dict)
     replay_files: dict[str, Path] = field(default_factory=dict)  # setup id -> labels file
+    pii: dict[str, dict[str, Any]] = field(default_factory=dict)  # model id -> masking summary
 
     @property
     def models(self) -> dict[str, ModelConfig]:
@@ -114,18 +117,24 @@ def referenced_files(resolved: ResolvedExperiment) -> list[tuple[str, str, Path 
 
 
 def check_files_exist(resolved: ResolvedExperiment) -> None:
-    """Name the config key of every missing file at once, before reading any of them."""
-    problems = []
+    """Name the config key of every missing file, or file outside the project (paths.py),
+    at once, before reading any of them."""
+    problems, outside = [], []
+    roots = allowed_roots(resolved.path)
     for key, what, value in referenced_files(resolved):
         path = resolved.resolve(value)
-        if not path.is_file():
+        message = roots and outside_message(what, value, resolved.base, roots)
+        if message:
+            outside.append(Problem(message, resolved.path, None, key))
+        elif not path.is_file():
             state = "is a directory" if path.is_dir() else "does not exist"
             problems.append(Problem(f"{what} {path} {state}", resolved.path, None, key))
-    if problems:
+    if problems or outside:
         lines = resolved.key_lines
-        for p in problems:
+        for p in problems + outside:
             p.line = lines.get(p.key)
-        raise UserError(problems, hint="paths in a config are relative to the config file")
+        hint = "paths in a config are relative to the config file"
+        raise UserError(outside + problems, hint=f"{OUTSIDE_HINT}; {hint}" if outside else hint)
 
 
 def check_models(resolved: ResolvedExperiment) -> None:
@@ -175,6 +184,7 @@ def make_plan(resolved: ResolvedExperiment) -> Plan:
 
     specs: list[CallSpec] = []
     replay_files: dict[str, Path] = {}
+    maskers = {m.id: masker_for(m.mask_pii) for m in exp.models}  # None: sent as written
     for setup in setups:
         model = models[setup.model_id]
         if model.provider == "replay":
@@ -188,14 +198,17 @@ def make_plan(resolved: ResolvedExperiment) -> Plan:
         top = model.top_logprobs if wants_logprobs(model) else None
         selector = selectors.get(setup.prompt_id)
         fingerprint = model_fingerprint(model, resolved.base)
+        masker = maskers[model.id]
         for gold in gold_sets:
             for item in gold.items:
                 examples = selector.select(item) if selector else []
+                sent = masker.item(item) if masker else item  # what this model may see
+                examples = [masker.item(e, example=True) for e in examples] if masker else examples
                 schema = space.response_schema(item.fields) if constrained else None
                 candidates = (
                     space.candidate_ids(item.fields) if exp.task.type == "ranking" else None
                 )
-                for shown, swapped in presentations(exp.task, item, gold):
+                for shown, swapped in presentations(exp.task, sent, gold):
                     messages = render(
                         template,
                         shown,
@@ -223,7 +236,8 @@ def make_plan(resolved: ResolvedExperiment) -> Plan:
                                 tuple(candidates) if candidates else None,
                             )
                         )
-    return Plan(resolved, gold_sets, setups, specs, templates, replay_files)
+    pii = {mid: m.summary() for mid, m in maskers.items() if m is not None}
+    return Plan(resolved, gold_sets, setups, specs, templates, replay_files, pii)
 
 
 def presentations(task: TaskConfig, item: GoldItem, gold: GoldSet) -> list[tuple[GoldItem, bool]]:

@@ -42,50 +42,126 @@ class CodedGoldSet:
             self.reference = np.where(self.no_majority, adjudicated, self.reference)
 
 
+# Confidence sources in the order they are reported; any other source name follows.
+SOURCE_ORDER = ("logprobs", "verbalized", "self_consistency", "replay")
+
+
+def sample_confidence(record: LabelRecord, source: str) -> float | None:
+    """One sample's confidence in its own label from `source` ("logprobs", "verbalized",
+    "replay"), or None.
+
+    A record whose `confidence` is None carries none at all: the parts of a structured label
+    are copies with `confidence` cleared, whatever `confidences` still holds. Records written
+    before `confidences` existed hold only the auto choice, named by `confidence_source`.
+    """
+    if record.label is None or record.confidence is None:
+        return None
+    if record.confidences is not None:
+        return record.confidences.get(source)
+    return record.confidence if record.confidence_source == source else None
+
+
+def _probability_of(record: LabelRecord, mode: str) -> float | None:
+    """P(mode label) in one sample's log-probs, also when the sample chose another label."""
+    own = sample_confidence(record, "logprobs")
+    if own is None:
+        return None
+    if record.label_probs and mode in record.label_probs:
+        return record.label_probs[mode]
+    return own if record.label == mode else None
+
+
+def _item_sources(recs: list[LabelRecord], mode: str) -> dict[str, float]:
+    """Every confidence one item's samples (of one order) support for the mode label."""
+    out: dict[str, float] = {}
+    names = {
+        name
+        for r in recs
+        for name in (r.confidences or {r.confidence_source: r.confidence})
+        if name is not None and sample_confidence(r, name) is not None
+    }
+    for name in names:
+        if name == "logprobs":  # the model's own probability of the mode, sample by sample
+            values = [p for r in recs if (p := _probability_of(r, mode)) is not None]
+        else:  # a stated confidence speaks only for the label it was stated for
+            values = [
+                c for r in recs if r.label == mode and (c := sample_confidence(r, name)) is not None
+            ]
+        if values:
+            out[name] = float(np.mean(values))
+    if len(recs) > 1:  # failed samples count in the denominator: they did not agree
+        out["self_consistency"] = sum(r.label == mode for r in recs) / len(recs)
+    return out
+
+
+def _both_orders(first: np.ndarray, second: np.ndarray, consistent: np.ndarray) -> np.ndarray:
+    """Pairwise: the mean of both orders' confidences; none for a conflict turned tie."""
+    both = ~np.isnan(first) & ~np.isnan(second)
+    out = np.where(both, (first + second) / 2, np.nan)
+    out[~consistent] = np.nan
+    return out
+
+
 class ItemPredictions:
     """One prediction per item of one setup: the mode over samples, with a confidence.
+
+    `source` picks the confidence that feeds calibration and auto-accept ("auto":
+    self-consistency when an item has several samples, else the record's own choice of
+    log-probs, else verbalized). `by_source` holds every source available on at least one
+    item, NaN where an item lacks it; a requested source an item lacks leaves it NaN rather
+    than falling back to another. `sources` counts where the selected confidences came from.
 
     Pairwise items asked in both orders get one verdict per order (`original`,
     `swapped`, the latter already mapped back to A/B as stored), combined by
     `metrics.combine_orders`: equal verdicts stand, conflicting ones become a tie.
     """
 
-    def __init__(self, coded: CodedGoldSet, records: Iterable[LabelRecord]):
+    def __init__(self, coded: CodedGoldSet, records: Iterable[LabelRecord], source: str = "auto"):
         by_item: dict[int, list[LabelRecord]] = defaultdict(list)
         for r in records:
             if r.item in coded.index:
                 by_item[coded.index[r.item]].append(r)
         self.records = [r for recs in by_item.values() for r in recs]
         self.labels = coded.labels
+        self.source = source
         self.sources: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()
         self.samples = max((sum(not r.swapped for r in v) for v in by_item.values()), default=0)
-        self.pred, self.confidence = self._modes(coded, by_item, swapped=False)
+        self.pred, table, auto_from = self._modes(coded, by_item, swapped=False)
+        if source == "auto":
+            self.sources.update(name for name in auto_from if name is not None)
+        elif source in table:
+            self.sources[source] = int((~np.isnan(table[source])).sum())
         self.original = self.swapped = None
         if any(r.swapped for r in self.records):
             self.original = self.pred
-            self.swapped, conf_swapped = self._modes(coded, by_item, swapped=True, count=False)
+            self.swapped, table_swapped, _ = self._modes(coded, by_item, swapped=True)
             self.pred, consistent = m.combine_orders(self.original, self.swapped)
-            both = ~np.isnan(self.confidence) & ~np.isnan(conf_swapped)
-            # A conflict became a tie that neither order chose: no confidence for it.
-            self.confidence = np.where(both, (self.confidence + conf_swapped) / 2, np.nan)
-            self.confidence[~consistent] = np.nan
+            missing = np.full(len(self.pred), np.nan)
+            table = {
+                name: _both_orders(conf, table_swapped.get(name, missing), consistent)
+                for name, conf in table.items()
+            }
+        self.confidence = table.get(source, np.full(len(self.pred), np.nan))
+        ranked = sorted(table, key=lambda name: (_rank(name), name))
+        self.by_source = {
+            name: table[name]
+            for name in ranked
+            if name != "auto" and not np.isnan(table[name]).all()
+        }
         for i in np.flatnonzero(self.pred < 0):  # every unanswered item, with its reason
             recs = by_item.get(int(i), [])
             failed = [r.failure for r in recs if r.failure]
             self.failures[failed[0] if failed else ("not_run" if not recs else "no_label")] += 1
 
     def _modes(
-        self,
-        coded: CodedGoldSet,
-        by_item: dict[int, list[LabelRecord]],
-        *,
-        swapped: bool,
-        count: bool = True,
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, coded: CodedGoldSet, by_item: dict[int, list[LabelRecord]], *, swapped: bool
+    ) -> tuple[np.ndarray, dict[str, np.ndarray], list[str | None]]:
+        """The mode per item; its confidence per source (and "auto"); where auto's came from."""
         n = len(coded.item_ids)
         pred = np.full(n, -1, dtype=np.int64)
-        confidence = np.full(n, np.nan)
+        table: dict[str, np.ndarray] = {"auto": np.full(n, np.nan)}
+        auto_from: list[str | None] = [None] * n
         for i in range(n):
             recs = [r for r in by_item.get(i, []) if r.swapped == swapped]
             votes = Counter(coded.code[r.label] for r in recs if r.label in coded.code)
@@ -94,12 +170,15 @@ class ItemPredictions:
             top = max(votes.values())
             # The mode; ties go to the label listed first in the task (deterministic).
             pred[i] = min(c for c, v in votes.items() if v == top)
+            for name, value in _item_sources(recs, coded.labels[pred[i]]).items():
+                table.setdefault(name, np.full(n, np.nan))[i] = value
             if len(recs) > 1:
-                confidence[i] = top / len(recs)
-                if count:
-                    self.sources["self_consistency"] += 1
+                table["auto"][i], auto_from[i] = top / len(recs), "self_consistency"
             elif recs[0].confidence is not None:
-                confidence[i] = recs[0].confidence
-                if count:
-                    self.sources[recs[0].confidence_source or "unknown"] += 1
-        return pred, confidence
+                table["auto"][i] = recs[0].confidence
+                auto_from[i] = recs[0].confidence_source or "unknown"
+        return pred, table, auto_from
+
+
+def _rank(source: str) -> int:
+    return SOURCE_ORDER.index(source) if source in SOURCE_ORDER else len(SOURCE_ORDER)

@@ -23,18 +23,19 @@ from typing import Any
 
 import jinja2
 from jinja2 import meta as jinja_meta
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from harness.errors import Problem, UserError
 from harness.records import GoldItem
+from harness.sandbox import PromptSandbox, render_bounded
 
 # `\r?`: a template saved with Windows line endings still has its markers recognised.
 ROLE_MARKER = re.compile(r"^---[ \t]*(system|user|assistant)[ \t]*\r?$", re.MULTILINE)
 CONTEXT_NAMES = frozenset({"item", "labels", "label_names", "guidelines", "examples", "task"})
 
 # An empty loader: `{% include %}`, `{% import %}` and `{% extends %}` find no template (a
-# TemplateError) instead of reaching the file system or failing with a TypeError.
-_ENV = ImmutableSandboxedEnvironment(
+# TemplateError) instead of reaching the file system or failing with a TypeError. The
+# sandbox itself (harness/sandbox.py) also prints data only and bounds sizes.
+_ENV = PromptSandbox(
     undefined=jinja2.StrictUndefined,
     autoescape=False,
     keep_trailing_newline=False,
@@ -62,7 +63,7 @@ class PromptTemplate:
 
 def load_template(path: Path) -> PromptTemplate:
     """Parse a template file; syntax errors and unknown variables name the file and line."""
-    from harness.goldset import read_text_file
+    from harness.paths import read_text_file
 
     _, source = read_text_file(path, "prompt template")
     pieces = _split_sections(source)
@@ -152,7 +153,7 @@ def render(
     messages = []
     for section in template.sections:
         try:
-            text = section.template.render(context).strip()
+            text = render_bounded(section.template, context).strip()
         except jinja2.UndefinedError as exc:
             raise UserError.at(
                 f"template fails on item {item.id!r}: {exc.message}",
@@ -179,12 +180,14 @@ def render(
                 f"template error on item {item.id!r}: {exc}",
                 file=template.path,
                 line=section.first_line,
+                hint="fix the template; `prelabel validate` renders it on every item",
             ) from None
         except Exception as exc:  # e.g. `{{ 1 / 0 }}`: the template's fault, not a bug of ours
             raise UserError.at(
                 f"template error on item {item.id!r}: {type(exc).__name__}: {exc}",
                 file=template.path,
                 line=section.first_line,
+                hint="fix the template; `prelabel validate` renders it on every item",
             ) from None
         if text or section.role == "user":
             messages.append({"role": section.role, "content": text})

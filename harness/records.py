@@ -131,6 +131,9 @@ class LabelRecord(BaseModel):
     parse_method: str | None = None
     confidence: float | None = None
     confidence_source: str | None = None  # "logprobs" | "verbalized" | "replay"
+    # Every per-sample source the reply supported ("logprobs", "verbalized"), so sources can
+    # be compared on the same labels; `confidence` above stays the auto choice among them.
+    confidences: dict[str, float] | None = None
     label_probs: dict[str, float] | None = None
     raw: str | None = None
     input_tokens: int | None = None

@@ -1,8 +1,12 @@
 """Call: run every call spec through the cache or a provider, concurrently, never paying twice.
 
 - Cached replies are served first, without a provider (so without importing litellm).
-- Uncached calls run under a semaphore (`run.concurrency`), with retries and exponential
-  backoff with jitter (tenacity) that honour Retry-After, and a timeout per call.
+- Uncached calls run with retries and exponential backoff with jitter (tenacity) that
+  honour Retry-After, and a timeout per call. Every request passes `Gate.slot`
+  (harness/ratelimit.py): the model's rpm/tpm limits and adaptive concurrency (halved on a
+  429), `run.concurrency` in flight in all, and the hard caps `run.max_calls` and
+  `run.budget_usd`. A request the caps refuse stops the run cleanly: that call is not
+  recorded, so the same command later makes it.
 - A reply is stored in the cache the moment it arrives, before it is parsed or written
   anywhere else: a kill after that point loses nothing that was paid for.
 - Every spec ends as exactly one `LabelRecord` appended to labels.jsonl: a label or a
@@ -27,6 +31,7 @@ from harness.errors import UserError
 from harness.labelspace import LabelSpace
 from harness.parsing import parse_label
 from harness.providers import Provider, ProviderError, make_provider
+from harness.ratelimit import Gate, Stopped
 from harness.records import CallSpec, LabelRecord, ProviderReply
 
 RETRY_AFTER_CAP_S = 120.0
@@ -39,6 +44,7 @@ class RunSettings:
     timeout_s: float = 60.0
     retries: int = 4
     budget_usd: float | None = None
+    max_calls: int | None = None  # requests this run may send, retries included
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 30.0
 
@@ -52,7 +58,11 @@ class RunTotals:
     cost_usd: float = 0.0
     input_tokens: int = 0
     output_tokens: int = 0
-    stopped: str | None = None  # "budget" if the budget stopped the run
+    stopped: str | None = None  # "budget" or "max_calls" if a cap stopped the run
+    # Failed requests by kind, retried or not (`failures` counts only the records that
+    # ended as failures), and per model what the rate limiter did.
+    request_errors: dict[str, int] = field(default_factory=dict)
+    limits: dict[str, dict] = field(default_factory=dict)
 
     def count(self, record: LabelRecord) -> None:
         self.labels += 1
@@ -103,11 +113,13 @@ def to_record(
     if spec.swapped:  # the verdict was about the swapped order: map it back to A/B as stored
         label = SWAP.get(label, label)
         probs = {SWAP.get(k, k): v for k, v in probs.items()} if probs else probs
-    confidence, source = None, None
+    confidences: dict[str, float] = {}
     if probs and label in probs:
-        confidence, source = probs[label], "logprobs"
-    elif parsed.confidence is not None and parsed.label is not None:
-        confidence, source = parsed.confidence, "verbalized"
+        confidences["logprobs"] = probs[label]
+    if parsed.confidence is not None and parsed.label is not None:
+        confidences["verbalized"] = parsed.confidence
+    # The auto choice, as before `confidences` existed: log-probs first, else verbalized.
+    confidence, source = next(((v, k) for k, v in confidences.items()), (None, None))
     return LabelRecord(
         setup=spec.setup_id,
         gold_set=spec.gold_set_id,
@@ -120,6 +132,7 @@ def to_record(
         parse_method=parsed.method,
         confidence=confidence,
         confidence_source=source,
+        confidences=confidences or None,
         label_probs=probs,
         raw=reply.content,
         input_tokens=reply.input_tokens,
@@ -177,6 +190,12 @@ class Runner:
         self.totals = RunTotals()
         self._inflight: dict[str, asyncio.Future[ProviderReply]] = {}
         self._fatal: UserError | None = None
+        self.gate = Gate(
+            models,
+            settings.concurrency,
+            budget_usd=settings.budget_usd,
+            max_calls=settings.max_calls,
+        )
 
     def emit(self, record: LabelRecord) -> None:
         self.totals.count(record)
@@ -197,74 +216,73 @@ class Runner:
             for model_id in dict.fromkeys(s.model_id for s in pending):
                 if model_id not in self.providers:
                     self.providers[model_id] = make_provider(self.models[model_id], self.base)
-            semaphore = asyncio.Semaphore(self.settings.concurrency)
-            await asyncio.gather(*(self._one(spec, semaphore) for spec in pending))
+            try:
+                await asyncio.gather(*(self._one(spec) for spec in pending))
+            finally:
+                self.totals.limits = self.gate.stats()
         if self._fatal:
             raise self._fatal
         return self.totals
 
-    def _over_budget(self) -> bool:
-        budget = self.settings.budget_usd
-        return budget is not None and self.totals.cost_usd >= budget
-
-    async def _one(self, spec: CallSpec, semaphore: asyncio.Semaphore) -> None:
-        async with semaphore:
-            if self._fatal or self._over_budget():
-                if self._over_budget():
-                    self.totals.stopped = "budget"
-                return  # not called, not recorded: the next run picks it up
-            started = time.time()
-            # Two specs with one key (the same prompt in two setups) share one call: while
-            # it is in flight, or, once its reply has arrived, through the cache.
-            reply = self.cache.get(spec.cache_key)
-            if reply is not None:
-                self.emit(
-                    to_record(spec, reply, self.labels, cached=True, attempts=0, started=started)
-                )
-                return
-            if spec.cache_key in self._inflight:
-                try:
-                    reply = await asyncio.shield(self._inflight[spec.cache_key])
-                except ProviderError as error:
-                    self.emit(failure_record(spec, error, 0, started))
-                    return
-                self.emit(
-                    to_record(spec, reply, self.labels, cached=True, attempts=0, started=started)
-                )
-                return
-            future: asyncio.Future[ProviderReply] = asyncio.get_running_loop().create_future()
-            self._inflight[spec.cache_key] = future
+    async def _one(self, spec: CallSpec) -> None:
+        if self._fatal or self.gate.stopped:
+            return  # not called, not recorded: the next run picks it up
+        started = time.time()
+        # Two specs with one key (the same prompt in two setups) share one call: while
+        # it is in flight, or, once its reply has arrived, through the cache.
+        reply = self.cache.get(spec.cache_key)
+        if reply is not None:
+            self.emit(to_record(spec, reply, self.labels, cached=True, attempts=0, started=started))
+            return
+        if spec.cache_key in self._inflight:
             try:
-                reply, attempts = await self._call_with_retries(spec)
+                reply = await asyncio.shield(self._inflight[spec.cache_key])
+            except Stopped:
+                return  # the sharer's call was refused by a cap: nothing to record
             except ProviderError as error:
-                future.set_exception(error)
-                future.exception()  # mark retrieved: sharing specs may not exist
-                if error.fatal:
-                    self._fatal = self._fatal or UserError.at(
-                        f"model '{spec.model_id}' failed: {error}",
-                        key=f"models.{spec.model_id}",
-                        hint="check the model name, api_base and the API key variable",
-                    )
-                self.emit(failure_record(spec, error, error.attempts, started))
+                self.emit(failure_record(spec, error, 0, started))
                 return
-            finally:
-                self._inflight.pop(spec.cache_key, None)
-            # Store before anything else: from here on the label can never be lost.
-            self.cache.set(spec.cache_key, reply)
-            future.set_result(reply)
-            if self.settings.budget_usd is not None and reply.cost_usd is None:
+            self.emit(to_record(spec, reply, self.labels, cached=True, attempts=0, started=started))
+            return
+        future: asyncio.Future[ProviderReply] = asyncio.get_running_loop().create_future()
+        self._inflight[spec.cache_key] = future
+        try:
+            reply, attempts = await self._call_with_retries(spec)
+        except Stopped as stop:
+            future.set_exception(stop)
+            future.exception()
+            if stop.reason != "halted":
+                self.totals.stopped = self.totals.stopped or stop.reason
+            return  # not (or not fully) called, not recorded: the next run makes it
+        except ProviderError as error:
+            future.set_exception(error)
+            future.exception()  # mark retrieved: sharing specs may not exist
+            if error.fatal:
+                self.gate.halt()
                 self._fatal = self._fatal or UserError.at(
-                    f"run.budget_usd is set but the price of model '{spec.model_id}' is "
-                    "unknown, so the budget cannot be enforced",
+                    f"model '{spec.model_id}' failed: {error}",
                     key=f"models.{spec.model_id}",
-                    hint="set input_cost_per_mtok and output_cost_per_mtok for this model "
-                    "(the reply received is cached)",
+                    hint="check the model name, api_base and the API key variable",
                 )
-            self.emit(
-                to_record(
-                    spec, reply, self.labels, cached=False, attempts=attempts, started=started
-                )
+            self.emit(failure_record(spec, error, error.attempts, started))
+            return
+        finally:
+            self._inflight.pop(spec.cache_key, None)
+        # Store before anything else: from here on the label can never be lost.
+        self.cache.set(spec.cache_key, reply)
+        future.set_result(reply)
+        if self.settings.budget_usd is not None and reply.cost_usd is None:
+            self.gate.halt()
+            self._fatal = self._fatal or UserError.at(
+                f"run.budget_usd is set but the price of model '{spec.model_id}' is "
+                "unknown, so the budget cannot be enforced",
+                key=f"models.{spec.model_id}",
+                hint="set input_cost_per_mtok and output_cost_per_mtok for this model "
+                "(the reply received is cached)",
             )
+        self.emit(
+            to_record(spec, reply, self.labels, cached=False, attempts=attempts, started=started)
+        )
 
     async def _call_with_retries(self, spec: CallSpec) -> tuple[ProviderReply, int]:
         provider = self.providers[spec.model_id]
@@ -280,12 +298,25 @@ class Runner:
             async for attempt in retrying:
                 with attempt:
                     attempts += 1
-                    self.totals.calls += 1
-                    reply = await self._call_once(provider, spec)
+                    reply = await self._attempt(provider, spec)
         except ProviderError as error:
             error.attempts = attempts
             raise
         return reply, attempts
+
+    async def _attempt(self, provider: Provider, spec: CallSpec) -> ProviderReply:
+        """One request, through the gate (limits and caps; raises `Stopped` if refused)."""
+        async with self.gate.slot(spec) as ticket:
+            self.totals.calls += 1
+            try:
+                reply = await self._call_once(provider, spec)
+            except ProviderError as error:
+                ticket.failed(error.kind, error.cost_usd)
+                errors = self.totals.request_errors
+                errors[error.kind] = errors.get(error.kind, 0) + 1
+                raise
+            ticket.answered(reply)
+            return reply
 
     async def _call_once(self, provider: Provider, spec: CallSpec) -> ProviderReply:
         try:

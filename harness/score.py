@@ -24,11 +24,13 @@ from harness.labelspace import LabelSpace
 from harness.predictions import CodedGoldSet, ItemPredictions
 from harness.records import GoldSet, LabelRecord, Setup
 from harness.score_compare import compare_setups
-from harness.score_selective import selective_block
-from harness.score_slices import label_bias, slice_index, slices_block
+from harness.score_confidence import confidence_sources_block
+from harness.score_deploy import deploy_blocks
+from harness.score_groups import GroupReferences
+from harness.score_slices import slice_index
 
 SCHEMA_VERSION = 1
-DEFAULT_DECISION = {"target_error": 0.05, "delta": 0.1}
+DEFAULT_DECISION = {"target_error": 0.05, "delta": 0.1, "recalibration": "none"}
 TIE_RULE = (
     "majority vote; a tie goes to the adjudicated gold label when the item has one "
     "and it is among the tied labels, else to the tied label listed first in the task"
@@ -154,6 +156,7 @@ def setup_block(
             "llm_failures": "missing ratings (alpha allows them): see coverage",
         },
         "calibration": _calibration(ref, pred, preds, boot),
+        "confidence_sources": confidence_sources_block(ref, pred, preds, preds.source, boot),
         "failures": dict(sorted(preds.failures.items())),
         "label_distribution": _dist(pred[answered], coded.labels),
         "usage": _usage(preds.records, cm.n),
@@ -269,7 +272,7 @@ def score_gold_set(
     task_type: str,
     boot: dict[str, Any],
     task: TaskConfig | None = None,
-    decision: dict[str, float] | None = None,
+    decision: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One gold set (or one part of a structured task): humans, every setup, the baseline."""
     decision = decision or DEFAULT_DECISION
@@ -283,21 +286,15 @@ def score_gold_set(
         humans["pairwise"] = tasks.pairwise_humans(coded, lengths)
     blocks = []
     slices = slice_index(gold.items)
+    groups = GroupReferences(coded)
+    if groups.groups:
+        humans["annotator_groups"] = groups.humans(coded, boot)
     predictions: dict[str, np.ndarray] = {}
     for setup in setups:
-        preds = ItemPredictions(coded, records_of(setup.id))
+        preds = ItemPredictions(coded, records_of(setup.id), source=setup.confidence)
         predictions[setup.id] = preds.pred
         block = setup_block(coded, setup, preds, boot["n_boot"], boot["seed"], boot["level"])
-        block["slices"] = slices_block(slices, coded.reference, preds.pred, len(labels), boot)
-        block["label_bias"] = label_bias(coded.reference, preds.pred, labels)
-        block["selective"] = selective_block(
-            coded.reference,
-            preds.pred,
-            preds.confidence,
-            decision["target_error"],
-            decision["delta"],
-            boot["seed"],
-        )
+        block.update(deploy_blocks(coded, preds, decision, boot, slices, groups))
         if task_type == "ordinal":
             block["ordinal"] = tasks.ordinal_setup(coded, preds, boot)
         elif lengths is not None:
@@ -377,9 +374,10 @@ def score_run(
     task: TaskConfig | None = None,
     target_error: float = 0.05,
     delta: float = 0.1,
+    recalibration: str = "none",
 ) -> dict[str, Any]:
     """Every metric, per gold set and setup; the dict written as metrics.json."""
-    decision = {"target_error": target_error, "delta": delta}
+    decision = {"target_error": target_error, "delta": delta, "recalibration": recalibration}
     task_type = task.type if task else "classification"
     boot = {"n_boot": n_boot, "seed": seed, "level": level}
     by_key: dict[tuple[str, str], list[LabelRecord]] = defaultdict(list)

@@ -34,6 +34,20 @@ has ``logprobs: true``), ``prompt_tokens`` / ``completion_tokens`` (None -> ~len
 Ready-made: ``constant(label)``, ``keyword_labeler(rules, default, as_json=False)``,
 ``sequence(*replies)`` (reply ``attempt``, the last one repeated), ``last_user_text(req)``.
 
+Fault injection: ``FakeOpenAIServer(..., faults=Faults({"429": 0.1, "drop": 0.05}, seed=0))``
+(a plain ``{kind: rate}`` dict also works; ``srv.faults`` may be reassigned, None = off).
+Kinds (``FAULT_KINDS``): ``"429"`` (with ``Retry-After: faults.retry_after``), ``"500"``,
+``"503"``, ``"slow"`` (the responder's reply after ``faults.slow_s``, past the client's
+timeout), ``"drop"`` (connection closed, no response), ``"malformed"`` (a 200 whose JSON body
+is cut short), ``"empty"`` (a 200 with empty content) and ``"off_scale"`` (a 200 whose content
+is ``faults.off_scale``, a label outside any label set). The rates add up to at most 1; the
+kind of a request is a pure function of (seed, messages, attempt) -- ``faults.pick(messages,
+attempt)`` -- so it does not depend on the order in which concurrent requests arrive, and a
+test can predict every outcome. ``srv.injected`` counts the faults served per kind;
+``srv.log`` has one ``Served`` per request: messages key, attempt, fault, status, and
+``delivered`` (the whole response was handed to the socket; False for a drop, or when the
+client had gone, e.g. after a timeout).
+
 Findings: litellm 1.110.2 / openai 3.57.0 / aiohttp 3.14.5 (pinned by tests/test_fake_openai.py)
 ===========================================================================================
 Retries: there are two layers, and by default a call is retried silently.
@@ -114,20 +128,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import hashlib
 import inspect
 import itertools
 import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 __all__ = [
+    "FAULT_KINDS",
     "FakeOpenAIServer",
+    "Faults",
     "Reply",
     "Responder",
     "constant",
@@ -164,6 +183,66 @@ class Reply:
 
 
 Responder = Callable[[dict, int], Reply]
+
+FAULT_KINDS = ("429", "500", "503", "slow", "drop", "malformed", "empty", "off_scale")
+
+
+@dataclass
+class Faults:
+    """Which requests fail, and how: `rates` maps a kind of FAULT_KINDS to its share."""
+
+    rates: Mapping[str, float]
+    seed: int = 0
+    retry_after: str = "0"  # the 429's Retry-After header (seconds)
+    slow_s: float = 5.0  # delay of a "slow" reply: set it past the client's timeout
+    off_scale: str = '{"label": "off-scale"}'
+
+    def __post_init__(self) -> None:
+        unknown = set(self.rates) - set(FAULT_KINDS)
+        if unknown:
+            raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {FAULT_KINDS}")
+        if any(not 0 <= r <= 1 for r in self.rates.values()) or sum(self.rates.values()) > 1:
+            raise ValueError("fault rates must be in [0, 1] and add up to at most 1")
+
+    def pick(self, messages: Any, attempt: int) -> str | None:
+        """The fault for this request (None: answer normally); same inputs, same answer."""
+        key = f"{self.seed}\x00{_messages_key(messages)}\x00{attempt}".encode()
+        u = int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64
+        for kind in FAULT_KINDS:
+            u -= self.rates.get(kind, 0.0)
+            if u < 0:
+                return kind
+        return None
+
+    def reply(self, kind: str, normal: Callable[[], Reply]) -> Reply:
+        if kind in ("429", "500", "503"):
+            headers = {"Retry-After": self.retry_after} if kind == "429" else {}
+            return Reply(content=f"injected {kind}", status=int(kind), headers=headers)
+        if kind == "slow":
+            ok = normal()
+            return dataclasses.replace(ok, delay_s=max(ok.delay_s, self.slow_s))
+        if kind == "drop":
+            return Reply(drop_connection=True)
+        if kind == "malformed":
+            return Reply(body='{"id": "chatcmpl-cut", "object": "chat.completion", "choices": [')
+        if kind == "empty":
+            return Reply(content="")
+        return Reply(content=self.off_scale)
+
+
+@dataclass
+class Served:
+    """One chat-completion request as the server handled it."""
+
+    key: str  # the request's messages as canonical JSON
+    attempt: int
+    fault: str | None
+    status: int  # 0 for a dropped connection
+    delivered: bool = False
+
+
+def _messages_key(messages: Any) -> str:
+    return json.dumps(messages, sort_keys=True, ensure_ascii=False)
 
 
 # --------------------------------------------------------------------------- responders
@@ -323,8 +402,10 @@ class FakeOpenAIServer:
         host: str = "127.0.0.1",
         port: int = 0,
         shutdown_timeout: float = 0.25,
+        faults: Faults | Mapping[str, float] | None = None,
     ) -> None:
         self.responder: Responder = responder or constant("ok")
+        self.faults = faults  # see the setter
         self.model_ids = list(model_ids)
         self.host = host
         self.port = port
@@ -335,6 +416,7 @@ class FakeOpenAIServer:
         self._errors: list[BaseException] = []
         self._attempts: dict[str, int] = {}
         self._count = 0
+        self._log: list[Served] = []
         self._ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -342,6 +424,26 @@ class FakeOpenAIServer:
         self._stopping: asyncio.Event | None = None
 
     # ------------------------------------------------------------------ public state
+
+    @property
+    def faults(self) -> Faults | None:
+        return self._faults
+
+    @faults.setter
+    def faults(self, value: Faults | Mapping[str, float] | None) -> None:
+        self._faults = Faults(dict(value)) if isinstance(value, Mapping) else value
+
+    @property
+    def log(self) -> list[Served]:
+        """One entry per chat-completion request with a JSON body, in arrival order."""
+        with self._lock:
+            return list(self._log)
+
+    @property
+    def injected(self) -> Counter[str]:
+        """How many requests got each kind of fault."""
+        with self._lock:
+            return Counter(s.fault for s in self._log if s.fault)
 
     @property
     def base_url(self) -> str:
@@ -384,6 +486,7 @@ class FakeOpenAIServer:
             self._errors.clear()
             self._attempts.clear()
             self._count = 0
+            self._log.clear()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -457,7 +560,7 @@ class FakeOpenAIServer:
 
     @staticmethod
     def _key(messages: Any) -> str:
-        return json.dumps(messages, sort_keys=True, ensure_ascii=False)
+        return _messages_key(messages)
 
     async def _models(self, request: web.Request) -> web.Response:
         data = [
@@ -482,21 +585,33 @@ class FakeOpenAIServer:
             )
 
         key = self._key(body.get("messages"))
+        faults = self._faults
         with self._lock:
             self._count += 1
             self._requests.append(body)
             self._headers.append(dict(request.headers))
             attempt = self._attempts.get(key, 0)
             self._attempts[key] = attempt + 1
+            fault = faults.pick(body.get("messages"), attempt) if faults else None
+            served = Served(key, attempt, fault, 0)
+            self._log.append(served)
 
         try:
-            reply = self.responder(body, attempt)
-            if inspect.isawaitable(reply):
-                reply = await reply
-            reply = _as_reply(reply)
+            if fault and fault != "slow":
+                assert faults is not None
+                reply = faults.reply(fault, Reply)
+            else:
+                reply = self.responder(body, attempt)
+                if inspect.isawaitable(reply):
+                    reply = await reply
+                reply = _as_reply(reply)
+                if fault:
+                    assert faults is not None
+                    reply = faults.reply(fault, lambda r=reply: r)
         except Exception as exc:
             with self._lock:
                 self._errors.append(exc)
+            served.status = 500
             return web.Response(
                 status=500,
                 text=_error_json(500, f"responder raised {type(exc).__name__}: {exc}"),
@@ -521,13 +636,21 @@ class FakeOpenAIServer:
         else:
             text = json.dumps(self._completion(body, reply), ensure_ascii=False)
         if any(name.lower() == "content-type" for name in reply.headers):
-            return web.Response(status=reply.status, text=text, headers=reply.headers)
-        return web.Response(
-            status=reply.status,
-            text=text,
-            headers=reply.headers,
-            content_type=reply.content_type,
-        )
+            response = web.Response(status=reply.status, text=text, headers=reply.headers)
+        else:
+            response = web.Response(
+                status=reply.status,
+                text=text,
+                headers=reply.headers,
+                content_type=reply.content_type,
+            )
+        served.status = reply.status
+        # Send it here (not after returning) to know whether it reached the socket.
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await response.prepare(request)
+            await response.write_eof()
+            served.delivered = request.transport is not None
+        return response
 
     def _completion(self, body: dict, reply: Reply) -> dict:
         messages = body.get("messages") or []

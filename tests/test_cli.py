@@ -297,6 +297,7 @@ def test_run_directory_contract(srv, experiment):
         "labels.jsonl",
         "manifest.json",
         "metrics.json",
+        "report.html",
         "report.md",
     ]
 

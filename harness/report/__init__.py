@@ -1,4 +1,5 @@
-"""Reports: metrics.json (machine-readable, schema in harness/schemas) and report.md."""
+"""Reports: metrics.json (machine-readable, schema in harness/schemas), report.md (for pull
+requests) and report.html (one self-contained page to browse and share)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,26 @@ from typing import Any
 
 from harness.errors import Problem, UserError
 from harness.records import LabelRecord, RunManifest
-from harness.report.markdown import render_markdown
 
 
 def write_reports(run_dir: Path, manifest: RunManifest, metrics: dict[str, Any]) -> None:
+    # Imported here, not at the top: scoring modules import harness.report.markdown_format,
+    # which runs this package's init first; if the init imported the renderers (which import
+    # scoring modules for their markdown helpers), that would be an import cycle.
     from harness.pipeline import write_json
+    from harness.report.html import render_html
+    from harness.report.markdown import render_markdown
 
     write_json(run_dir / "metrics.json", metrics)
-    text = render_markdown(manifest, metrics)
-    tmp = run_dir / "report.md.tmp"
+    _write_text(run_dir / "report.md", render_markdown(manifest, metrics))
+    _write_text(run_dir / "report.html", render_html(manifest, metrics))
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Atomically (temp file + rename): a reader or a browser never sees half a report."""
+    tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
-    tmp.replace(run_dir / "report.md")
+    tmp.replace(path)
 
 
 def load_run(run_dir: Path) -> tuple[RunManifest, list[LabelRecord]]:

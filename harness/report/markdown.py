@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from harness.records import RunManifest
+from harness.report.decision_md import decision_section
+from harness.report.deploy_md import deploy_md, groups_humans_lines
 from harness.report.markdown_format import alpha_band, by_kappa, fmt, fmt_iv, kappa_band, table
 from harness.report.task_sections import (
     bias_and_slices,
@@ -35,9 +37,9 @@ def render_markdown(manifest: RunManifest, metrics: dict[str, Any]) -> str:
     ]
     for gs in metrics["gold_sets"]:
         if "parts" in gs:
-            out += structured_section(gs, level, _gold_set)
+            out += structured_section(gs, level, _gold_set) + decision_section(gs)
         elif gs.get("ranking"):
-            out += ranking_section(gs, level)
+            out += ranking_section(gs, level) + decision_section(gs)
         else:
             out += _gold_set(gs, level)
     return "\n".join(out) + "\n"
@@ -116,6 +118,7 @@ def _gold_set(gs: dict[str, Any], level: int) -> list[str]:
         )
     )
     out += comparisons_section(gs.get("comparisons") or [], level)
+    out += decision_section(gs)
     out += ["", "### Human agreement", ""]
     alpha = h["krippendorff_alpha"]["value"]
     fleiss = h["fleiss_kappa"]
@@ -133,6 +136,7 @@ def _gold_set(gs: dict[str, Any], level: int) -> list[str]:
         f"{h['reference']['n_no_majority']} of {h['reference']['n_items']}",
         "",
         *humans_section(h),
+        *groups_humans_lines(h),
         "",
         _pair_kappas(h["pairwise_kappa"]),
         "",
@@ -192,6 +196,7 @@ def _setup(b: dict[str, Any]) -> list[str]:
         out.append("- Calibration: no confidences for this setup")
     out.append(selective_line(b.get("selective")))
     out += bias_and_slices(b)
+    out += deploy_md(b)
     u = b["usage"]
     cost = u["cost_usd_this_run"]
     out.append(

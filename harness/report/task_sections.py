@@ -261,7 +261,8 @@ def selective_line(s: dict[str, Any] | None) -> str:
         return "- Auto-accept: needs a confidence on at least 10 answered items"
     head = (
         f"- Auto-accept at <= {s['target_error']:.0%} error with {1 - s['delta']:.0%} "
-        f"confidence (Learn then Test, n={s['n']}): "
+        f"confidence (Learn then Test, n={s['n']}, "
+        f"{s.get('confidence', 'raw')} confidence): "
     )
     if s["threshold"] is None:
         head += "no threshold qualifies; every item needs a human"

@@ -1,0 +1,142 @@
+"""The gate's outputs: a Markdown summary fit for a pull-request comment (verdict first,
+then the changes with their intervals, then the flipped items with their text) and a
+JUnit XML file that CI systems show as test results."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from harness.report.markdown_format import fmt, table
+
+HEADLINE = {
+    "pass": "PASS: no regression beyond noise and tolerance",
+    "warn": "PASS with warnings: a drop larger than the tolerance cannot be ruled out",
+    "fail": "FAIL: a regression beyond noise and tolerance",
+    "changed": "FAIL: the baseline is not comparable (a model or gold set changed)",
+    "new": "PASS: only new setups, nothing to compare",
+    "removed": "PASS with warnings: setups were removed",
+}
+MAX_FLIPS_SHOWN = 30  # a PR comment must stay readable; the JSON has them all
+
+
+def _cell(text: Any, limit: int = 160) -> str:
+    """Item text in a table cell: one line, pipes escaped, long text cut."""
+    s = " ".join(str(text).split()) if text is not None else ""
+    s = s.replace("|", "\\|").replace("<", "&lt;")
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def _signed(x: float | None) -> str:
+    return "–" if x is None else f"{x:+.3f}"
+
+
+def _change(m: dict[str, Any]) -> str:
+    c = m["change"]
+    return f"{_signed(c['estimate'])} [{_signed(c['low'])}, {_signed(c['high'])}]"
+
+
+def summary_markdown(result: dict[str, Any]) -> str:
+    lines = [f"## prelabel gate: {HEADLINE.get(result['verdict'], result['verdict'])}", ""]
+    lines.append(
+        f"Baseline run `{result.get('baseline_run')}`, this run `{result.get('candidate_run')}`. "
+        "Changes are candidate minus baseline on the same gold items, with 95% paired "
+        "bootstrap intervals; a metric fails when the whole interval shows a drop larger "
+        "than its tolerance, or its lower bound is under its floor."
+    )
+    lines.append("")
+    rows = []
+    for r in result["rows"]:
+        if "metrics" not in r:
+            rows.append([r["setup"], r.get("gold_set", ""), r["verdict"], "", "", "", r["reason"]])
+            continue
+        for m in r["metrics"]:
+            rows.append(
+                [
+                    r["setup"],
+                    r["gold_set"],
+                    m["verdict"],
+                    m["metric"],
+                    f"{fmt(m['baseline'])} -> {fmt(m['candidate'])}",
+                    _change(m),
+                    f"n={m['n']}; tolerance {m['tolerance']}"
+                    + (f", floor {m['floor']}" if m["floor"] is not None else "")
+                    + ("; " + "; ".join(m["reasons"]) if m["reasons"] else ""),
+                ]
+            )
+        for rate in r["rates"]:
+            rows.append(
+                [
+                    r["setup"],
+                    r["gold_set"],
+                    rate["verdict"],
+                    rate["metric"],
+                    f"{fmt(rate['baseline'], 4)} -> {fmt(rate['candidate'], 4)}",
+                    "",
+                    f"n={r['n']}; limit {fmt(rate['limit'], 4)}",
+                ]
+            )
+    lines += table(
+        ["setup", "gold set", "verdict", "metric", "value", "change [95% CI]", "notes"], rows
+    )
+    for r in result["rows"]:
+        flips = r.get("flips")
+        if not flips or not flips["n"]:
+            continue
+        lines += [
+            "",
+            f"### Flipped items: {r['setup']} on {r['gold_set']}",
+            "",
+            f"{flips['n']} of {r['n']} items changed label: {flips['broken']} became wrong, "
+            f"{flips['fixed']} became right, {flips['changed']} changed between wrong labels.",
+            "",
+        ]
+        shown = flips["items"][:MAX_FLIPS_SHOWN]
+        lines += table(
+            ["item", "kind", "reference", "baseline", "candidate", "text"],
+            [
+                [
+                    f["item"],
+                    f["kind"],
+                    f["reference"],
+                    f["baseline"],
+                    f["candidate"],
+                    _cell(f["text"]),
+                ]
+                for f in shown
+            ],
+        )
+        if len(flips["items"]) > len(shown):
+            lines.append(f"\n({len(flips['items']) - len(shown)} more in the gate's JSON output)")
+    return "\n".join(lines) + "\n"
+
+
+def write_junit(result: dict[str, Any], path: Path) -> None:
+    """One test case per gated figure; `fail` and `changed` are failures, `warn` passes
+    with the warning in system-out (JUnit has no warning state)."""
+    suite = ET.Element("testsuite", name="prelabel gate")
+    n = failures = 0
+    for r in result["rows"]:
+        figures = r.get("metrics", []) + r.get("rates", [])
+        if not figures:
+            figures = [{"metric": "comparable", "verdict": r["verdict"], "reason": r.get("reason")}]
+        for f in figures:
+            n += 1
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=f"{r['setup']}.{r.get('gold_set', '')}".rstrip("."),
+                name=f["metric"],
+            )
+            reason = "; ".join(f.get("reasons", [])) or f.get("reason") or ""
+            if f["verdict"] in ("fail", "changed"):
+                failures += 1
+                ET.SubElement(case, "failure", message=reason or f["verdict"]).text = reason
+            elif reason:
+                ET.SubElement(case, "system-out").text = f"{f['verdict']}: {reason}"
+    suite.set("tests", str(n))
+    suite.set("failures", str(failures))
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    ET.ElementTree(suite).write(tmp, encoding="utf-8", xml_declaration=True)
+    tmp.replace(path)

@@ -1,0 +1,165 @@
+"""report.md: the deploy decision of a gold set (harness.decision): the recommended setup
+and why, every constraint per setup, what the hybrid pipeline costs, and the Pareto front."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.decision import pct, usd
+from harness.report.markdown_format import fmt, fmt_iv, table
+
+CONSTRAINT_HEADS = {
+    "min_kappa_low": "kappa low >= {}",
+    "max_ece": "ECE <= {}",
+    "min_auto_accept_share": "auto-accept share >= {}",
+    "max_cost_per_1k_usd": "$ / 1k items <= {}",
+    "min_coverage": "coverage >= {}",
+}
+
+
+def decision_md(metrics: dict[str, Any]) -> list[str]:
+    """The decision sections of every gold set of a run."""
+    return [line for gs in metrics["gold_sets"] for line in decision_section(gs)]
+
+
+def decision_section(gs: dict[str, Any]) -> list[str]:
+    """One gold set's decision; nothing for a block without one (the parts of a structured
+    task, or metrics written before the decision existed)."""
+    r = gs.get("recommendation")
+    if not r:
+        return []
+    rec, runner = r["recommended"], r["runner_up"]
+    head = (
+        f"**Recommended: `{rec}`**" + (f"; runner-up: `{runner}`." if runner else ".")
+        if rec
+        else "**No setup qualifies.**"
+    )
+    out = ["", "### Recommendation", "", head, "", r["reason"]]
+    v = r["vs_runner_up"]
+    if v and v["can_tell_apart"] is not None:
+        out += [
+            "",
+            f"Recommended vs runner-up on the same {v['n']} items: {v['verdict']} (accuracy "
+            f"difference {fmt_iv(v['accuracy_difference'])}, McNemar p (Holm) "
+            f"{fmt(v['p_holm'])}).",
+        ]
+    out += ["", *_constraints(r)]
+    out += _costs(r)
+    out += _pareto(r["pareto"])
+    return out
+
+
+def _constraints(r: dict[str, Any]) -> list[str]:
+    set_ = r["constraints"]
+    if not set_:
+        return [
+            "No constraints are set (`report.constraints`): every setup qualifies and the "
+            "choice is by cost, then kappa's lower bound, then kappa."
+        ]
+    heads = [
+        CONSTRAINT_HEADS.get(name, name + " {}").format(
+            usd(value) if name.endswith("_usd") else f"{value:g}"
+        )
+        for name, value in set_.items()
+    ]
+    rows = []
+    for s in r["setups"]:
+        by_name = {c["constraint"]: c for c in s["checks"]}
+        cells = [_cell(by_name[name]) for name in set_]
+        rows.append([f"`{s['setup']}`", "yes" if s["qualifies"] else "**no**", *cells])
+    return [
+        f"Constraints from `report.constraints`; auto-accept at <= {pct(r['target_error'])} "
+        f"error with {pct(1 - r['delta'])} confidence (Learn then Test).",
+        "",
+        table(["setup", "qualifies", *heads], rows),
+    ]
+
+
+def _cell(check: dict[str, Any]) -> str:
+    if check["actual"] is None:
+        return "**fail**: " + check["reason"]
+    value = usd(check["actual"]) if check["constraint"].endswith("_usd") else fmt(check["actual"])
+    extra = " (recalibrated)" if "recalibration" in check["reason"] else ""
+    return f"{'pass' if check['passed'] else '**fail**'} {value}{extra}"
+
+
+def _costs(r: dict[str, Any]) -> list[str]:
+    rows, notes = [], []
+    for s in r["setups"]:
+        c = s["cost"]
+        acc = c["auto_accept"]
+        saved = c["savings"]
+        rows.append(
+            [
+                f"`{s['setup']}`",
+                str(c["n_items"]),
+                usd(c["llm"]["per_1k"]),
+                f"{fmt(acc['share'])} ({acc['accepted']}/{acc['n_items']})",
+                f"{fmt(c['humans_per_1k']['total'], 0)} "
+                f"({fmt(c['humans_per_1k']['full_labels'], 0)} full labels)",
+                usd(c["hybrid"]["per_1k"]),
+                usd(c["all_human"]["per_1k"]),
+                f"{usd(saved['per_1k'])} ({fmt(saved['share'] * 100, 0)}%)"
+                if saved["share"] is not None
+                else usd(saved["per_1k"]),
+                usd(c["cost_per_correct_label"]["value"]),
+            ]
+        )
+        notes += [f"`{s['setup']}`: {n}" for n in c["notes"]]
+    labels_per_item = r["setups"][0]["cost"]["all_human"]["labels_per_item"] if rows else 1
+    out = [
+        "",
+        "#### Cost per setup",
+        "",
+        "Per 1,000 items. Hybrid: the LLM on every item, a human review of each answered "
+        "item not auto-accepted, a full human label of each failed item. All-human: "
+        f"{labels_per_item} human label(s) per item. Cost per correct label: the LLM's "
+        "cost per item divided by its end-to-end accuracy.",
+        "",
+        table(
+            [
+                "setup",
+                "n",
+                "LLM $ / 1k",
+                "auto-accepted",
+                "items for humans / 1k",
+                "hybrid $ / 1k",
+                "all-human $ / 1k",
+                "savings / 1k",
+                "$ per correct label",
+            ],
+            rows,
+        ),
+    ]
+    if notes:
+        out += ["", *(f"- {n}" for n in notes)]
+    return out
+
+
+def _pareto(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    basis = "hybrid" if rows[0]["cost_basis"] == "hybrid" else "LLM only"
+    return [
+        "",
+        "#### Quality-cost-latency Pareto front",
+        "",
+        f"Kappa (higher is better), cost per 1,000 items ({basis}) and median latency "
+        "(lower is better). A setup is dominated when another is no worse on all three "
+        "and better on one; an unknown figure makes a pair incomparable.",
+        "",
+        table(
+            ["setup", "kappa", "$ / 1k", "p50 s", "on the front", "dominated by"],
+            [
+                [
+                    f"`{p['setup']}`",
+                    fmt(p["quality"]),
+                    usd(p["cost"]),
+                    fmt(p["latency"], 2),
+                    "yes" if p["on_front"] else "no",
+                    ", ".join(f"`{d}`" for d in p["dominated_by"]) or "–",
+                ]
+                for p in rows
+            ],
+        ),
+    ]
