@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from harness import cli_deploy, cli_gate
+from harness.cli_common import ConfigArg, err, fail, out
 from harness.errors import Problem, UserError
 from harness.report.markdown_format import by_kappa
 
@@ -28,12 +29,6 @@ app = typer.Typer(
 )
 cache_app = typer.Typer(no_args_is_help=True, help="Inspect or clear the label cache.")
 app.add_typer(cache_app, name="cache")
-# soft_wrap: never break a message inside a path (`file:line` must stay greppable in CI logs).
-# Without a terminal (CI logs, pipes) rich assumes 80 columns and squeezes the leaderboard;
-# a log has no width limit, so give tables room there.
-_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
-err = Console(stderr=True, soft_wrap=True, width=_WIDTH)
-out = Console(soft_wrap=True, width=_WIDTH)
 
 CACHE_HELP = "cache folder [$PRELABEL_CACHE_DIR, else .prelabel-cache]"
 
@@ -41,15 +36,6 @@ CACHE_HELP = "cache folder [$PRELABEL_CACHE_DIR, else .prelabel-cache]"
 def default_cache_dir() -> Path:
     """The cache `run` uses without --cache-dir or run.cache_dir."""
     return Path(os.environ.get("PRELABEL_CACHE_DIR") or ".prelabel-cache")
-
-
-ConfigArg = Annotated[Path, typer.Argument(help="experiment YAML, e.g. configs/demo.yaml")]
-
-
-def fail(exc: UserError) -> None:
-    err.print("[bold red]error[/]", end=": ")
-    err.print(str(exc), markup=False, highlight=False)
-    raise typer.Exit(2)
 
 
 @app.command()
@@ -124,14 +110,15 @@ def plan_command(
         typer.echo(json.dumps(estimate, indent=2))
         return
     table = Table(title=f"plan: {config}", title_justify="left")
-    for col in ("setup", "calls", "cached", "to call", "input tokens", "output tokens", "cost"):
-        table.add_column(col, justify="left" if col == "setup" else "right")
+    cols = ("setup", "calls", "cached", "to call", "input tokens", "output tokens", "cost", "price")
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("setup", "price") else "right")
     total = estimate["total"]
-    unknown = "unknown" if total["cost_unknown_for"] else None
-    for r in [*estimate["setups"], {**total, "setup": "total", "cost_usd": total["cost_usd"]}]:
+    unknown = ", ".join(total["cost_unknown_for"])
+    for r in [*estimate["setups"], {**total, "setup": "total"}]:
         cost = "unknown" if r["cost_usd"] is None else f"${r['cost_usd']:.4f}"
         if r["setup"] == "total" and unknown:
-            cost = f"${r['cost_usd']:.4f} + unknown"
+            cost += " + unknown"  # the known part, plus what nobody can price
         share = "–" if r["cached_share"] is None else f"{r['cached_share']:.0%}"
         table.add_row(
             r["setup"],
@@ -141,15 +128,18 @@ def plan_command(
             f"{r['input_tokens']:,}",
             f"{r['output_tokens']:,}",
             cost if r["to_call"] else "–",
+            r.get("price_source") or ("replayed" if r.get("replayed") else ""),
             style="bold" if r["setup"] == "total" else None,
         )
     out.print(table)
     for what, how in estimate["method"].items():
         out.print(f"{what.replace('_', ' ')}: {how}", highlight=False)
-    if total["cost_unknown_for"]:
-        out.print(f"price unknown for {', '.join(total['cost_unknown_for'])}", highlight=False)
-    if estimate["budget_usd"] is not None:
-        budget = estimate["budget_usd"]
+    if unknown:
+        out.print(f"price unknown for {unknown}", highlight=False)
+    budget = estimate["budget_usd"]
+    if budget is not None and unknown:
+        out.print(f"run.budget_usd ${budget}: a run stops after its first call to {unknown}")
+    elif budget is not None:
         over = "exceeds it: the run stops there" if total["cost_usd"] > budget else "is within it"
         out.print(f"run.budget_usd ${budget}: the estimate {over}")
     if estimate["max_calls"] is not None and total["to_call"] > estimate["max_calls"]:
@@ -359,6 +349,10 @@ def _progress(total: int, quiet: bool) -> tuple[Any, Any]:
         )
 
     return progress, on_record
+
+
+cli_gate.register(app)
+cli_deploy.register(app)
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from harness.errors import Problem, UserError
 from harness.pii import PiiConfig
+from harness.safe_yaml import compose_checked
 
 # litellm passes provider credentials as params (aws_secret_access_key, azure_ad_token,
 # vertex_credentials, api_token...): none of them may sit in a config that runs/ copies.
@@ -247,6 +248,10 @@ class GateConfig(Strict):
     # Rates compared directly: fail above baseline * (1 + relative) + absolute.
     failure_rate_absolute: float = Field(default=0.02, ge=0)
     cost_relative: float = Field(default=0.10, ge=0)
+    # `prelabel canary`: items re-asked per gold set, bypassing the cache, and the flip rate
+    # against the stored labels that counts as drift (when its interval's low end is above).
+    canary_items: int = Field(default=20, ge=1, le=10_000)
+    canary_max_flip_rate: float = Field(default=0.1, ge=0, lt=1)
 
 
 class CostConfig(Strict):
@@ -372,9 +377,13 @@ def load_experiment(path: Path | str) -> ResolvedExperiment:
             hint="save the config as UTF-8",
         ) from None
     except OSError as exc:
-        raise UserError.at(f"cannot read config: {exc.strerror}", file=path) from None
+        raise UserError.at(
+            f"cannot read config: {exc.strerror}",
+            file=path,
+            hint="name a YAML file the user running prelabel can read",
+        ) from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = compose_checked(text, path)  # safe_yaml.py: no alias bombs, no runaway nesting
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

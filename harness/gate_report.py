@@ -77,8 +77,8 @@ def summary_markdown(result: dict[str, Any]) -> str:
                     f"n={r['n']}; limit {fmt(rate['limit'], 4)}",
                 ]
             )
-    lines += table(
-        ["setup", "gold set", "verdict", "metric", "value", "change [95% CI]", "notes"], rows
+    lines.append(
+        table(["setup", "gold set", "verdict", "metric", "value", "change [95% CI]", "notes"], rows)
     )
     for r in result["rows"]:
         flips = r.get("flips")
@@ -93,20 +93,22 @@ def summary_markdown(result: dict[str, Any]) -> str:
             "",
         ]
         shown = flips["items"][:MAX_FLIPS_SHOWN]
-        lines += table(
-            ["item", "kind", "reference", "baseline", "candidate", "text"],
-            [
+        lines += [
+            table(
+                ["item", "kind", "reference", "baseline", "candidate", "text"],
                 [
-                    f["item"],
-                    f["kind"],
-                    f["reference"],
-                    f["baseline"],
-                    f["candidate"],
-                    _cell(f["text"]),
-                ]
-                for f in shown
-            ],
-        )
+                    [
+                        f["item"],
+                        f["kind"],
+                        f["reference"],
+                        f["baseline"],
+                        f["candidate"],
+                        _cell(f["text"]),
+                    ]
+                    for f in shown
+                ],
+            )
+        ]
         if len(flips["items"]) > len(shown):
             lines.append(f"\n({len(flips['items']) - len(shown)} more in the gate's JSON output)")
     return "\n".join(lines) + "\n"

@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 RESERVED_KEYS = {"id", "annotations", "gold", "meta"}
 MAX_PROBLEMS = 200
-__all__ = ["load_gold_set", "load_pool", "read_text_file"]  # read_text_file: moved to paths
 
 
 def load_gold_set(
@@ -81,7 +80,7 @@ def oversized(items: Sequence[GoldItem], path: Path, limit: int) -> list[Problem
     """Items whose input fields (the text sent to a model) exceed `limit` UTF-8 bytes."""
     problems = []
     for item in items:
-        size = len(json.dumps(item.fields, ensure_ascii=False).encode())
+        size = _text_bytes(item.fields)
         if size > limit:
             problems.append(
                 Problem(
@@ -92,6 +91,20 @@ def oversized(items: Sequence[GoldItem], path: Path, limit: int) -> list[Problem
                 )
             )
     return problems
+
+
+def _json_error(exc: Exception) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} (column {exc.colno})"
+    return "nested too deeply"
+
+
+def _text_bytes(value: Any) -> int:
+    if isinstance(value, dict):
+        return sum(_text_bytes(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_text_bytes(v) for v in value)
+    return len(str(value).encode())
 
 
 def _groups(
@@ -121,8 +134,8 @@ def _parse_jsonl(text: str, path: Path) -> tuple[list[GoldItem], list[Problem]]:
             continue
         try:
             obj = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            problems.append(Problem(f"invalid JSON: {exc.msg} (column {exc.colno})", path, lineno))
+        except (json.JSONDecodeError, RecursionError) as exc:
+            problems.append(Problem(f"invalid JSON: {_json_error(exc)}", path, lineno))
             continue
         if not isinstance(obj, dict):
             problems.append(Problem("each line must be a JSON object", path, lineno))
@@ -341,8 +354,8 @@ def load_pool(path: Path, labels: Sequence[str]) -> list[GoldItem]:
             continue
         try:
             obj = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            problems.append(Problem(f"invalid JSON: {exc.msg}", path, lineno))
+        except (json.JSONDecodeError, RecursionError) as exc:
+            problems.append(Problem(f"invalid JSON: {_json_error(exc)}", path, lineno))
             continue
         if not isinstance(obj, dict) or "id" not in obj or "label" not in obj:
             problems.append(

@@ -138,6 +138,8 @@ def run_experiment(
         target_error=exp.report.target_error,
         delta=exp.report.delta,
         recalibration=exp.report.recalibration,
+        alt_test=exp.report.alt_test.model_dump(),
+        prompt_groups={p.id: p.group for p in exp.prompts if p.group},
         seed=exp.report.seed,
         level=exp.report.level,
     )
@@ -203,6 +205,8 @@ def rebuild_report(run_dir: Path) -> dict[str, Any]:
         target_error=exp.report.target_error,
         delta=exp.report.delta,
         recalibration=exp.report.recalibration,
+        alt_test=exp.report.alt_test.model_dump(),
+        prompt_groups={p.id: p.group for p in exp.prompts if p.group},
         seed=exp.report.seed,
         level=exp.report.level,
     )

@@ -55,6 +55,7 @@ class Plan:
     templates: dict[str, PromptTemplate] = field(default_factory=dict)
     replay_files: dict[str, Path] = field(default_factory=dict)  # setup id -> labels file
     pii: dict[str, dict[str, Any]] = field(default_factory=dict)  # model id -> masking summary
+    builder: SpecBuilder | None = None  # to plan calls for new items (`prelabel label`)
 
     @property
     def models(self) -> dict[str, ModelConfig]:
@@ -182,9 +183,12 @@ def make_plan(resolved: ResolvedExperiment) -> Plan:
         ],
     }
 
+    maskers = {m.id: masker_for(m.mask_pii) for m in exp.models}  # None: sent as written
+    builder = SpecBuilder(
+        resolved, space, templates, selectors, label_specs, guidelines, task, maskers
+    )
     specs: list[CallSpec] = []
     replay_files: dict[str, Path] = {}
-    maskers = {m.id: masker_for(m.mask_pii) for m in exp.models}  # None: sent as written
     for setup in setups:
         model = models[setup.model_id]
         if model.provider == "replay":
@@ -192,52 +196,74 @@ def make_plan(resolved: ResolvedExperiment) -> Plan:
             read_replay(path)  # every bad line is found by `validate`, before any call
             replay_files[setup.id] = path
             continue
-        template = templates[setup.prompt_id]
+        for gold in gold_sets:
+            specs += builder.specs(setup, gold)
+    pii = {mid: m.summary() for mid, m in maskers.items() if m is not None}
+    return Plan(resolved, gold_sets, setups, specs, templates, replay_files, pii, builder)
+
+
+@dataclass
+class SpecBuilder:
+    """Everything that turns (setup, item) into the calls to make: also used by
+    `prelabel label` on new items, so they are asked exactly as the gold items were."""
+
+    resolved: ResolvedExperiment
+    space: LabelSpace
+    templates: dict[str, PromptTemplate]
+    selectors: dict[str, FewShotSelector]
+    label_specs: list[dict[str, Any]]
+    guidelines: str
+    task: dict[str, Any]
+    maskers: dict[str, Any]
+
+    def specs(self, setup: Setup, gold: GoldSet, samples: int | None = None) -> list[CallSpec]:
+        exp = self.resolved.experiment
+        model = {m.id: m for m in exp.models}[setup.model_id]
+        template = self.templates[setup.prompt_id]
         params = output_params(model)
         constrained = wants_schema(model)
         top = model.top_logprobs if wants_logprobs(model) else None
-        selector = selectors.get(setup.prompt_id)
-        fingerprint = model_fingerprint(model, resolved.base)
-        masker = maskers[model.id]
-        for gold in gold_sets:
-            for item in gold.items:
-                examples = selector.select(item) if selector else []
-                sent = masker.item(item) if masker else item  # what this model may see
-                examples = [masker.item(e, example=True) for e in examples] if masker else examples
-                schema = space.response_schema(item.fields) if constrained else None
-                candidates = (
-                    space.candidate_ids(item.fields) if exp.task.type == "ranking" else None
+        selector = self.selectors.get(setup.prompt_id)
+        fingerprint = model_fingerprint(model, self.resolved.base)
+        masker = self.maskers.get(model.id)
+        out: list[CallSpec] = []
+        for item in gold.items:
+            examples = selector.select(item) if selector else []
+            sent = masker.item(item) if masker else item  # what this model may see
+            examples = [masker.item(e, example=True) for e in examples] if masker else examples
+            schema = self.space.response_schema(item.fields) if constrained else None
+            candidates = (
+                self.space.candidate_ids(item.fields) if exp.task.type == "ranking" else None
+            )
+            for shown, swapped in presentations(exp.task, sent, gold):
+                messages = render(
+                    template,
+                    shown,
+                    labels=self.label_specs,
+                    guidelines=self.guidelines,
+                    examples=examples,
+                    task=self.task,
                 )
-                for shown, swapped in presentations(exp.task, sent, gold):
-                    messages = render(
-                        template,
-                        shown,
-                        labels=label_specs,
-                        guidelines=guidelines,
-                        examples=examples,
-                        task=task,
-                    )
-                    for sample in range(exp.run.samples):
-                        key = cache_key(model, messages, params, schema, top, sample, fingerprint)
-                        specs.append(
-                            CallSpec(
-                                setup.id,
-                                gold.id,
-                                item.id,
-                                sample,
-                                model.id,
-                                model.model,
-                                messages,
-                                params,
-                                schema,
-                                top,
-                                key,
-                                swapped,
-                                tuple(candidates) if candidates else None,
-                            )
+                for sample in range(exp.run.samples if samples is None else samples):
+                    key = cache_key(model, messages, params, schema, top, sample, fingerprint)
+                    out.append(
+                        CallSpec(
+                            setup.id,
+                            gold.id,
+                            item.id,
+                            sample,
+                            model.id,
+                            model.model,
+                            messages,
+                            params,
+                            schema,
+                            top,
+                            key,
+                            swapped,
+                            tuple(candidates) if candidates else None,
                         )
-    pii = {mid: m.summary() for mid, m in maskers.items() if m is not None}
-    return Plan(resolved, gold_sets, setups, specs, templates, replay_files, pii)
+                    )
+        return out
 
 
 def presentations(task: TaskConfig, item: GoldItem, gold: GoldSet) -> list[tuple[GoldItem, bool]]:

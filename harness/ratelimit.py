@@ -7,11 +7,13 @@ Per model (`models[].rpm`, `models[].tpm`, and always adaptive concurrency):
   waits for a full bucket and then leaves it in debt, so the calls after it wait; the
   long-run rate never exceeds the limit. Tokens are taken as estimated from the prompt
   (harness/estimate.py: input + output) before a call and corrected with the reply's usage.
-- `AIMD`: the model's concurrency. It starts at `run.concurrency`; a 429 halves it (floor 1)
-  at most once per round of calls (a 429 from a request sent before the last cut does not
-  cut again: a burst of rejections is one signal), and each success adds 1/limit, so it
-  regains about one slot per round of `limit` successes, up to `run.concurrency` (TCP's
-  additive increase, multiplicative decrease).
+- `AIMD`: how many of the model's calls may be in progress (a call holds its slot through
+  its retries and their backoff, so a call waiting out a Retry-After still counts). It
+  starts at `run.concurrency`; a 429 halves it (floor 1) at most once per round of calls (a
+  429 from a request sent before the last cut does not cut again: a burst of rejections is
+  one signal), and each success adds 1/limit, so it regains about one slot per round of
+  `limit` successes, up to `run.concurrency` (TCP's additive increase, multiplicative
+  decrease). On top, `run.concurrency` caps the requests in flight over all models.
 
 Per run (`run.max_calls`, `run.budget_usd`), checked by `Gate.slot` right before a request:
 - max_calls: requests sent by this run, retries included. Never exceeded.
@@ -210,7 +212,8 @@ class Ticket:
 
 
 class Gate:
-    """Per-model limits plus the run's caps; `slot(spec)` wraps each request."""
+    """Per-model limits plus the run's caps: `call(spec)` wraps a call with its retries,
+    `slot(spec)` each request of it."""
 
     def __init__(
         self,
@@ -274,30 +277,37 @@ class Gate:
         return tokens_in + tokens_out, cost(limits.price, tokens_in, tokens_out) or 0.0
 
     @asynccontextmanager
+    async def call(self, spec: CallSpec) -> AsyncIterator[None]:
+        """A call, retries included: waits for one of the model's (adaptive) call slots."""
+        limits = self.model(spec.model_id)
+        self.check()  # refuse at once, without waiting
+        await limits.concurrency.acquire()
+        try:
+            yield
+        finally:
+            limits.concurrency.release()
+
+    @asynccontextmanager
     async def slot(self, spec: CallSpec) -> AsyncIterator[Ticket]:
-        """Wait for the model's concurrency, rpm and tpm, then a run-wide slot; check the
+        """One request: wait for the model's rpm and tpm, then a run-wide slot; check the
         caps last, right before the request is sent (raises `Stopped`)."""
         limits = self.model(spec.model_id)
         tokens, estimate = self._estimate(spec, limits)
-        self.check(estimate)  # refuse at once, without waiting for a slot
-        epoch = await limits.concurrency.acquire()
-        try:
-            if limits.rpm:
-                await limits.rpm.take(1)
-            if limits.tpm:
-                await limits.tpm.take(tokens)
-            async with self._semaphore:
-                self.check(estimate)
-                self.calls += 1
-                self.in_flight_cost += estimate
-                ticket = Ticket(self, limits, epoch, tokens, estimate)
-                try:
-                    yield ticket
-                finally:
-                    self.in_flight_cost -= estimate
-                    ticket._settle(None)
-        finally:
-            limits.concurrency.release()
+        self.check(estimate)
+        if limits.rpm:
+            await limits.rpm.take(1)
+        if limits.tpm:
+            await limits.tpm.take(tokens)
+        async with self._semaphore:
+            self.check(estimate)
+            self.calls += 1
+            self.in_flight_cost += estimate
+            ticket = Ticket(self, limits, limits.concurrency.epoch, tokens, estimate)
+            try:
+                yield ticket
+            finally:
+                self.in_flight_cost -= estimate
+                ticket._settle(None)
 
     def stats(self) -> dict[str, Any]:
         return {model_id: limits.stats() for model_id, limits in self.limits.items()}

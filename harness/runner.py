@@ -295,10 +295,11 @@ class Runner:
             reraise=True,
         )
         try:
-            async for attempt in retrying:
-                with attempt:
-                    attempts += 1
-                    reply = await self._attempt(provider, spec)
+            async with self.gate.call(spec):  # held through the retries and their backoff
+                async for attempt in retrying:
+                    with attempt:
+                        attempts += 1
+                        reply = await self._attempt(provider, spec)
         except ProviderError as error:
             error.attempts = attempts
             raise

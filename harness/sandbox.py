@@ -89,7 +89,7 @@ class PromptSandbox(ImmutableSandboxedEnvironment):
     def getitem(self, obj: Any, argument: Any) -> Any:
         return _wrap(super().getitem(obj, argument))
 
-    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(__obj, _Callable):
             __obj = __obj.target
         return super().call(__context, __obj, *args, **kwargs)
@@ -97,11 +97,9 @@ class PromptSandbox(ImmutableSandboxedEnvironment):
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         if operator == "*":
             for seq, n in ((left, right), (right, left)):
-                if isinstance(seq, str | list | tuple) and isinstance(n, int) and n > 0:
-                    if len(seq) * n > MAX_RENDERED_CHARS:
-                        raise SecurityError(
-                            f"'*' would build {len(seq) * n:,} characters or elements"
-                        )
+                sized = isinstance(seq, str | list | tuple) and isinstance(n, int)
+                if sized and len(seq) * n > MAX_RENDERED_CHARS:
+                    raise SecurityError(f"'*' would build {len(seq) * n:,} characters or elements")
         elif operator == "**":
             if isinstance(right, int | float) and right > MAX_EXPONENT and abs(left) > 1:
                 raise SecurityError(f"exponent {right} is too large (limit {MAX_EXPONENT})")
@@ -124,8 +122,6 @@ def render_bounded(template: jinja2.Template, context: dict[str, Any]) -> str:
     for chunk in template.generate(context):
         size += len(chunk)
         if size > MAX_RENDERED_CHARS:
-            raise SecurityError(
-                f"the rendered message exceeds {MAX_RENDERED_CHARS:,} characters"
-            )
+            raise SecurityError(f"the rendered message exceeds {MAX_RENDERED_CHARS:,} characters")
         parts.append(chunk)
     return "".join(parts)

@@ -28,6 +28,7 @@ from harness.score_confidence import confidence_sources_block
 from harness.score_deploy import deploy_blocks
 from harness.score_groups import GroupReferences
 from harness.score_slices import slice_index
+from harness.score_stability import inter_prompt_blocks
 
 SCHEMA_VERSION = 1
 DEFAULT_DECISION = {"target_error": 0.05, "delta": 0.1, "recalibration": "none"}
@@ -308,6 +309,9 @@ def score_gold_set(
         "setups": blocks,
         "baseline": baseline_block(coded, boot["n_boot"], boot["seed"], boot["level"]),
         "comparisons": compare_setups(coded.reference, predictions, len(labels), boot),
+        "prompt_stability": inter_prompt_blocks(
+            coded, setups, predictions, decision.get("prompt_groups") or {}, boot
+        ),
     }
 
 
@@ -375,9 +379,17 @@ def score_run(
     target_error: float = 0.05,
     delta: float = 0.1,
     recalibration: str = "none",
+    alt_test: dict[str, Any] | None = None,
+    prompt_groups: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Every metric, per gold set and setup; the dict written as metrics.json."""
-    decision = {"target_error": target_error, "delta": delta, "recalibration": recalibration}
+    decision = {
+        "target_error": target_error,
+        "delta": delta,
+        "recalibration": recalibration,
+        "alt_test": alt_test or {},
+        "prompt_groups": prompt_groups or {},
+    }
     task_type = task.type if task else "classification"
     boot = {"n_boot": n_boot, "seed": seed, "level": level}
     by_key: dict[tuple[str, str], list[LabelRecord]] = defaultdict(list)

@@ -1,7 +1,7 @@
 """The per-setup figures behind the deploy decision (statistics.md sections 5 and 6):
 recalibration before/after, the auto-accept threshold on the confidence the config chose
-(recalibrated when asked), slices per meta value and per annotator group, and the
-direction of disagreement."""
+(recalibrated when asked), slices per meta value and per annotator group, the direction of
+disagreement, stability over samples, and the Alternative Annotator Test."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from harness.score_groups import GroupReferences
 from harness.score_recalibration import recalibration_block
 from harness.score_selective import selective_block
 from harness.score_slices import label_bias, slices_block
+from harness.score_stability import alt_test_block, intra_prompt_block
 
 
 def decision_confidence(
@@ -65,4 +66,6 @@ def deploy_blocks(
     }
     if groups.groups:
         out["annotator_groups"] = groups.setup(pred, k, boot)
+    out["stability"] = intra_prompt_block(coded, preds.records, boot)
+    out["alt_test"] = alt_test_block(coded, pred, decision.get("alt_test") or {})
     return out

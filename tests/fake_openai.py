@@ -17,6 +17,8 @@ Use it as a context manager (or ``.start()`` / ``.stop()``)::
 * ``srv.count`` -> number of chat-completion requests received, whatever the outcome (also
   counts bodies that were not valid JSON, which get a 400 and are not in ``requests``).
 * ``srv.attempts_for(messages)``; ``srv.reset()`` clears requests, count and attempt counters.
+* ``srv.wait_idle(quiet_s=0.2)``: returns once no request is being handled and none arrived
+  for ``quiet_s`` (use it after killing a client, before reading ``srv.log``).
 * ``srv.responder`` may be reassigned at any time.
 * Routes: ``POST /v1/chat/completions`` (and ``/chat/completions``), ``GET /v1/models``.
   No streaming.
@@ -417,6 +419,8 @@ class FakeOpenAIServer:
         self._attempts: dict[str, int] = {}
         self._count = 0
         self._log: list[Served] = []
+        self._active = 0  # chat-completion handlers running
+        self._last_event = time.monotonic()
         self._ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -472,6 +476,18 @@ class FakeOpenAIServer:
         """Number of POST /v1/chat/completions requests received (any outcome)."""
         with self._lock:
             return self._count
+
+    def wait_idle(self, quiet_s: float = 0.2, timeout: float = 30.0) -> None:
+        """Wait until no request is being handled and none arrived for `quiet_s` (after a
+        client was killed: requests it had sent may still be in the socket buffers)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                quiet = not self._active and time.monotonic() - self._last_event >= quiet_s
+            if quiet:
+                return
+            time.sleep(0.01)
+        raise TimeoutError("the fake server did not become idle")
 
     def attempts_for(self, messages: list) -> int:
         """How many requests with exactly these `messages` were received."""
@@ -570,6 +586,17 @@ class FakeOpenAIServer:
         return web.json_response({"object": "list", "data": data})
 
     async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
+        with self._lock:
+            self._active += 1
+            self._last_event = time.monotonic()
+        try:
+            return await self._handle(request)
+        finally:
+            with self._lock:
+                self._active -= 1
+                self._last_event = time.monotonic()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         try:
             body = json.loads(raw)

@@ -12,6 +12,7 @@ skipped locally and fail under CI=..., where .ci/run installs it.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import os
 import re
@@ -32,14 +33,14 @@ from harness import score
 from harness.predictions import CodedGoldSet, ItemPredictions
 from harness.records import GoldItem, GoldSet, LabelRecord, RunManifest, Setup
 from harness.report import write_reports
-from harness.report.html import render_html
+from harness.report.html import code_ticks, render_html
 from harness.score import score_run
 from harness.score_disagreements import disagreements
 
 try:  # tests/ on sys.path (rootdir conftest, no tests/__init__.py)
-    from fake_openai import FakeOpenAIServer, last_user_text
+    from fake_openai import FakeOpenAIServer
 except ImportError:
-    from tests.fake_openai import FakeOpenAIServer, last_user_text
+    from tests.fake_openai import FakeOpenAIServer
 
 LABELS = ["positive", "negative", "neutral"]
 EVIL = [
@@ -62,7 +63,9 @@ def _gold(n: int = 60) -> GoldSet:
         meta = {"domain": ["books", "toys", "<i>odd</i>"][i % 3], "length": "short"}
         fields = {"text": text, "product": '<b onmouseover="x()">kettle</b>'}
         items.append(GoldItem(id=f"i{i:03d}", fields=fields, annotations=anns, meta=meta))
-    return GoldSet("reviews", "gold.jsonl", tuple(items), ("ann_a", "ann_b", "ann_c"), "ab" * 32)
+    groups = {"experts": ("ann_a", "ann_b"), "crowd": ("ann_c",)}
+    annotators = ("ann_a", "ann_b", "ann_c")
+    return GoldSet("reviews", "gold.jsonl", tuple(items), annotators, "ab" * 32, groups)
 
 
 def _records(gold: GoldSet, setup: str, skill: float, seed: int) -> list[LabelRecord]:
@@ -81,7 +84,9 @@ def _records(gold: GoldSet, setup: str, skill: float, seed: int) -> list[LabelRe
                 item=item.id,
                 label=None if failed else label,
                 failure="no_label_found" if failed else None,
-                confidence=None if failed else float(np.clip(rng.normal(0.8 if right else 0.6, 0.15), 0.05, 1)),
+                confidence=None
+                if failed
+                else float(np.clip(rng.normal(0.8 if right else 0.6, 0.15), 0.05, 1)),
                 confidence_source=None if failed else "verbalized",
                 latency_s=0.2 + 0.1 * rng.random(),
                 cost_usd=0.0004,
@@ -114,6 +119,10 @@ def _manifest(metrics: dict[str, Any]) -> RunManifest:
 
 @pytest.fixture(scope="module")
 def classified() -> tuple[RunManifest, dict[str, Any]]:
+    return classified_run()
+
+
+def classified_run() -> tuple[RunManifest, dict[str, Any]]:
     """Two setups on 60 items with confidences, failures, slices and hostile text, scored by
     score_run with the disagreements block wired in as score.py will (a wrapper here)."""
     original = score.setup_block
@@ -127,7 +136,10 @@ def classified() -> tuple[RunManifest, dict[str, Any]]:
     mp.setattr(score, "setup_block", with_disagreements)
     try:
         gold = _gold()
-        setups = [Setup("zero_shot@fake", "zero_shot", "fake"), Setup("few_shot@fake", "few", "fake")]
+        setups = [
+            Setup("zero_shot@fake", "zero_shot", "fake"),
+            Setup("few_shot@fake", "few", "fake"),
+        ]
         records = _records(gold, setups[0].id, 0.75, 1) + _records(gold, setups[1].id, 0.6, 2)
         metrics = score_run([gold], setups, records, LABELS, n_boot=200)
     finally:
@@ -252,40 +264,43 @@ def test_disagreements_order_failed_items_last():
     assert block["items"][0]["annotations"] == dict(gold.items[0].annotations)
 
 
+def add_other_blocks(metrics: dict[str, Any]) -> None:
+    """The deploy decision (harness.decision) on the first gold set, as the pipeline adds
+    it: a cost block per setup, the gold set's recommendation, and the top-level one."""
+    from harness.config import Constraints, CostConfig, ReportConfig
+    from harness.decision import cost_block, recommend
+
+    costs = CostConfig(human_label_usd=0.08, human_review_usd=0.03)
+    limits = Constraints(min_kappa_low=-0.5, max_ece=0.5, max_cost_per_1k_usd=100)
+    gs = metrics["gold_sets"][0]
+    for b in gs["setups"]:
+        b["cost"] = cost_block(b, costs)
+    gs["recommendation"] = recommend(gs, ReportConfig(constraints=limits), costs)
+    metrics["recommendation"] = gs["recommendation"]
+
+
 def test_blocks_from_other_stations_render_and_their_absence_is_fine(classified):
     manifest, metrics = classified
     metrics = json.loads(json.dumps(metrics))
     gs = metrics["gold_sets"][0]
-    b = gs["setups"][0]
-    m_after = {"ece": b["calibration"]["ece"], "ece_equal_mass": 0.05, "brier": 0.2,
-               "log_loss": 0.6, "auroc": 0.7, "mean_confidence": 0.7}  # fmt: skip
-    b["recalibration"] = {
-        "n": 58, "folds": 5, "selected": "platt", "before": m_after, "best": "platt",
-        "methods": [{"method": "platt", "params": {"a": 1.5, "b": -0.2}, "after": m_after,
-                     "note": None}],
-        "warning": "few items: the fitted map is <noisy>",
-    }  # fmt: skip
-    b["cost"] = {"llm_usd_per_item": 0.0004, "per_1k": {"hybrid_usd": 31.5, "all_human_usd": 80}}
-    rec = {
-        "gold_set": "reviews", "constraints": {"min_kappa_low": 0.2, "max_ece": 0.1},
-        "recommended": b["setup"], "runner_up": "few_shot@fake", "reason": "cheapest <qualifying>",
-        "vs_runner_up": {"accuracy_difference": b["accuracy"], "p_holm": 0.03},
-        "setups": [{"setup": b["setup"], "qualifies": True, "misses": [], "cost": {"per_1k": 31.5},
-                    "checks": [{"constraint": "max_ece", "required": 0.1, "actual": 0.08,
-                                "passed": True, "reason": None}]}],
-        "pareto": [{"setup": b["setup"], "on_front": True, "dominated_by": [], "kappa": 0.5,
-                    "cost_per_1k_usd": 31.5},
-                   {"setup": "few_shot@fake", "on_front": False, "dominated_by": [b["setup"]],
-                    "kappa": 0.3, "cost_per_1k_usd": 40.0}],
-    }  # fmt: skip
-    metrics["recommendation"] = rec
+    add_other_blocks(metrics)
     html = render_html(manifest, metrics)
     assert_self_contained_and_inert(html)
-    for shown in ("Recalibration, before and after", "a = 1.500", "per 1k: hybrid usd",
-                  "Recommended: <code>zero_shot@fake</code>", "cheapest &lt;qualifying&gt;",
-                  "cost per 1k usd"):  # fmt: skip
+    rec = gs["recommendation"]
+    assert rec["recommended"] and str(code_ticks(rec["reason"])) in html  # setups as <code>
+    for shown in (
+        "Annotator groups",  # blocks of a shape the report does not know: generic tables
+        "Against each annotator group",
+        "alternative annotator test",
+        "Recalibration, before and after",
+        "Cost per setup",
+        "Pareto front",
+        "hybrid USD per 1,000 items",
+        "kappa low ≥ -0.5",
+        "$ / 1k items ≤ $100.00",
+    ):
         assert shown in html, shown
-    assert html.count("Recommended: <code>") == 1  # shown in its gold set, not twice
+    assert html.count('<div class="big">Recommended:') == 1  # in its gold set, not twice
     svgs(html)
     for key in ("confidence_sources", "disagreements", "selective", "calibration", "slices"):
         for block in gs["setups"]:
@@ -296,59 +311,78 @@ def test_blocks_from_other_stations_render_and_their_absence_is_fine(classified)
     assert_self_contained_and_inert(html)
 
 
+def test_a_null_or_empty_block_never_breaks_the_page(classified):
+    """Keys are read defensively: a block another station renames or nulls leaves a blank
+    cell, not a failed run after the labels were paid for."""
+    manifest, metrics = classified
+    for key in metrics["gold_sets"][0]["setups"][0]:
+        for value in (None, {}):
+            broken = copy.deepcopy(metrics)
+            broken["gold_sets"][0]["setups"][0][key] = value
+            assert '<table class="leaderboard"' in render_html(manifest, broken), key
+
+
 def test_write_reports_writes_report_html_atomically(classified, tmp_path):
     write_reports(tmp_path, *classified)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json", "report.html", "report.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "metrics.json",
+        "report.html",
+        "report.md",
+    ]
     assert (tmp_path / "report.html").read_text(encoding="utf-8") == render_html(*classified)
 
 
 # ------------------------------------------------------------------- every task type, for real
 
-TASK_RUNS = ["classification", "ordinal", "pairwise", "multilabel", "rubric", "ranking"]
+TEMPLATE = "--- user\nLabel item {{ item.id }}\n"  # the fake models answer without reading
 TOPICS = ["food", "service", "price"]
+AXES = [{"name": name, "labels": ["1", "2", "3"]} for name in ("helpfulness", "clarity")]
+CANDIDATES = [{"id": "A", "text": "short"}, {"id": "B", "text": "a longer answer"}]
 
 
-def _rows(task: str) -> tuple[dict, list[dict], Any, str]:
-    """(task config, gold rows, the fake model, template) for a small run of each type."""
-    ann = dict.fromkeys
-    if task == "classification":
-        rows = [{"id": f"c{i}", "text": f"{EVIL[i % 3]} {LABELS[i % 3]}",
-                 "annotations": ann("xyz", LABELS[i % 3])} for i in range(9)]  # fmt: skip
-        return ({"type": "classification", "labels": LABELS}, rows,
-                lambda req, a: "positive", "--- user\n{{ item.text }}\n")  # fmt: skip
-    if task == "ordinal":
-        rows = [{"id": f"o{i}", "text": f"level {i % 5 + 1}",
-                 "annotations": ann("xyz", str(i % 5 + 1))} for i in range(8)]  # fmt: skip
-        one_up = lambda req, a: str(min(5, int(last_user_text(req).rsplit(" ", 1)[1]) + 1))  # noqa: E731
-        return ({"type": "ordinal", "labels": ["1", "2", "3", "4", "5"]}, rows, one_up,
-                "--- user\nRate 1-5: {{ item.text }}\n")  # fmt: skip
-    if task == "pairwise":
-        rows = [{"id": f"p{i}", "prompt": "Say <b>hi</b>", "response_a": "good" if i % 2 else "bad",
-                 "response_b": "bad" if i % 2 else "good a longer answer here, much longer than A",
-                 "annotations": ann("xyz", "A" if i % 2 else "B")} for i in range(6)]  # fmt: skip
-        return ({"type": "pairwise", "pairwise": {"swap": True}}, rows, lambda req, a: "A",
-                "--- user\n{{ item.prompt }}\nA: {{ item.response_a }}\nB: {{ item.response_b }}\n")  # fmt: skip
-    if task == "multilabel":
-        rows = [{"id": f"m{i}", "text": " ".join(TOPICS[: i % 3 + 1]),
-                 "annotations": ann("xyz", TOPICS[: i % 3 + 1])} for i in range(6)]  # fmt: skip
-        tagger = lambda req, a: json.dumps({"labels": TOPICS[:1]})  # noqa: E731
-        return ({"type": "multilabel", "labels": TOPICS}, rows, tagger,
-                "--- user\nTopics: {{ label_names | join(', ') }}\nText: {{ item.text }}\n")  # fmt: skip
-    if task == "rubric":
-        axes = [{"name": "helpfulness", "labels": ["1", "2", "3"]},
-                {"name": "clarity", "labels": ["1", "2", "3"]}]  # fmt: skip
-        rows = [{"id": f"r{i}", "text": f"answer {i % 3 + 1}",
-                 "annotations": ann("xy", {"helpfulness": str(i % 3 + 1), "clarity": "2"})}
-                for i in range(6)]  # fmt: skip
-        rater = lambda req, a: json.dumps({"helpfulness": "2", "clarity": "2"})  # noqa: E731
-        return {"type": "rubric", "axes": axes}, rows, rater, "--- user\nRate {{ item.text }}\n"
-    cands = [{"id": "A", "text": "short"}, {"id": "B", "text": "longest answer"}]
-    rows = [{"id": f"k{i}", "prompt": f"q{i}", "candidates": cands,
-             "annotations": {"x": ["B", "A"], "y": ["A", "B"] if i % 2 else ["B", "A"]}}
-            for i in range(4)]  # fmt: skip
-    return ({"type": "ranking"}, rows, lambda req, a: json.dumps({"ranking": ["B", "A"]}),
-            "--- user\n{{ item.prompt }}\n{% for c in item.candidates %}{{ c.id }}: "
-            "{{ c.text }}\n{% endfor %}")  # fmt: skip
+def _same(label: Any) -> dict[str, Any]:
+    return dict.fromkeys("xyz", label)
+
+
+# task -> (task config, the fake model's reply, item i -> (its fields, its annotations))
+TASKS: dict[str, tuple[dict, str, Any]] = {
+    "classification": (
+        {"type": "classification", "labels": LABELS},
+        "positive",
+        lambda i: ({"text": f"{EVIL[i % 3]} {i}"}, _same(LABELS[i % 3])),
+    ),
+    "ordinal": (
+        {"type": "ordinal", "labels": ["1", "2", "3", "4", "5"]},
+        "3",
+        lambda i: ({"text": f"level {i % 5 + 1}"}, _same(str(i % 5 + 1))),
+    ),
+    "pairwise": (
+        {"type": "pairwise", "pairwise": {"swap": True}},
+        "A",
+        lambda i: (
+            {"prompt": "Say <b>hi</b>", "response_a": "short", "response_b": "x" * (40 + i)},
+            _same("AB"[i % 2]),
+        ),
+    ),
+    "multilabel": (
+        {"type": "multilabel", "labels": TOPICS},
+        json.dumps({"labels": TOPICS[:1]}),
+        lambda i: ({"text": f"review {i}"}, _same(TOPICS[: i % 3 + 1])),
+    ),
+    "rubric": (
+        {"type": "rubric", "axes": AXES},
+        json.dumps({"helpfulness": "2", "clarity": "2"}),
+        lambda i: ({"text": f"answer {i}"}, _same({"helpfulness": str(i % 3 + 1), "clarity": "2"})),
+    ),
+    "ranking": (
+        {"type": "ranking"},
+        json.dumps({"ranking": ["B", "A"]}),
+        lambda i: (
+            {"prompt": f"q{i}", "candidates": CANDIDATES},
+            {"x": ["B", "A"], "y": ["A", "B"] if i % 2 else ["B", "A"]},
+        ),
+    ),
+}
 
 
 def run_task_type(task: str, tmp_path: Path) -> Path:
@@ -357,10 +391,14 @@ def run_task_type(task: str, tmp_path: Path) -> Path:
 
     from harness.pipeline import run_experiment
 
-    task_cfg, rows, responder, template = _rows(task)
-    (tmp_path / "t.j2").write_text(template)
+    task_cfg, reply, item = TASKS[task]
+    rows = []
+    for i in range(8):
+        fields, annotations = item(i)
+        rows.append({"id": f"i{i}", **fields, "annotations": annotations})
+    (tmp_path / "t.j2").write_text(TEMPLATE)
     (tmp_path / "g.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with FakeOpenAIServer(responder) as srv:
+    with FakeOpenAIServer(lambda request, attempt: reply) as srv:
         config = {
             "name": task,
             "task": task_cfg,
@@ -374,7 +412,7 @@ def run_task_type(task: str, tmp_path: Path) -> Path:
         return run_experiment(tmp_path / "c.yaml", runs_dir=tmp_path / "runs").run_dir
 
 
-@pytest.mark.parametrize("task", TASK_RUNS)
+@pytest.mark.parametrize("task", list(TASKS))
 def test_every_task_type_renders(task, tmp_path):
     run_dir = run_task_type(task, tmp_path)
     html = (run_dir / "report.html").read_text(encoding="utf-8")
@@ -411,6 +449,7 @@ CHROMIUM_FLAGS = [
 def chromium() -> str:
     """The system Chromium; skipped without it locally, a failure in CI (which installs it)."""
     found = shutil.which("chromium") or shutil.which("chromium-browser")
+    found = found or next((p for p in ("/usr/bin/chromium",) if os.access(p, os.X_OK)), None)
     if found:
         return found
     if os.environ.get("CI"):
@@ -470,7 +509,7 @@ LEADERBOARD_JS = """(() => {
 })()"""
 
 
-async def _load(url: str, user_dir: Path, width: int, height: int, full_page: bool) -> dict:
+async def _load(url: str, user_dir: Path, width: int, height: int) -> dict:
     import aiohttp
 
     log = (user_dir / "chromium.log").open("wb")
@@ -487,32 +526,30 @@ async def _load(url: str, user_dir: Path, width: int, height: int, full_page: bo
             assert proc.poll() is None, (user_dir / "chromium.log").read_text()[-2000:]
             await asyncio.sleep(0.1)
         port, path = port_file.read_text().splitlines()[:2]
-        async with aiohttp.ClientSession() as http:
-            async with http.ws_connect(f"ws://127.0.0.1:{port}{path}", max_msg_size=0) as ws:
-                cdp = Cdp(ws)
-                target = await cdp.send("Target.createTarget", {"url": "about:blank"})
-                attach = {"targetId": target["targetId"], "flatten": True}
-                s = (await cdp.send("Target.attachToTarget", attach))["sessionId"]
-                for domain in ("Runtime", "Log", "Page"):
-                    await cdp.send(f"{domain}.enable", session=s)
-                metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}
-                await cdp.send("Emulation.setDeviceMetricsOverride", metrics, session=s)
-                await cdp.send("Page.navigate", {"url": url}, session=s)
-                await cdp.event("Page.loadEventFired")
-                await asyncio.sleep(0.5)  # late console messages (CSP reports are async)
-                dom = await cdp.send(
-                    "Runtime.evaluate", {"expression": LEADERBOARD_JS, "returnByValue": True}, s
-                )
-                shot: dict[str, Any] = {"format": "png"}
-                if full_page:
-                    size = (await cdp.send("Page.getLayoutMetrics", session=s))["cssContentSize"]
-                    shot.update(
-                        captureBeyondViewport=True,
-                        clip={"x": 0, "y": 0, "width": width, "height": size["height"], "scale": 1},
-                    )
-                png = await cdp.send("Page.captureScreenshot", shot, session=s)
-                await cdp.send("Browser.close")
-                cdp.reader.cancel()
+        url_ws = f"ws://127.0.0.1:{port}{path}"
+        async with aiohttp.ClientSession() as http, http.ws_connect(url_ws, max_msg_size=0) as ws:
+            cdp = Cdp(ws)
+            target = await cdp.send("Target.createTarget", {"url": "about:blank"})
+            attach = {"targetId": target["targetId"], "flatten": True}
+            s = (await cdp.send("Target.attachToTarget", attach))["sessionId"]
+            for domain in ("Runtime", "Log", "Page"):
+                await cdp.send(f"{domain}.enable", session=s)
+            metrics = {
+                "width": width,
+                "height": height,
+                "deviceScaleFactor": 1,
+                "mobile": False,
+            }
+            await cdp.send("Emulation.setDeviceMetricsOverride", metrics, session=s)
+            await cdp.send("Page.navigate", {"url": url}, session=s)
+            await cdp.event("Page.loadEventFired")
+            await asyncio.sleep(0.5)  # late console messages (CSP reports are async)
+            dom = await cdp.send(
+                "Runtime.evaluate", {"expression": LEADERBOARD_JS, "returnByValue": True}, s
+            )
+            png = await cdp.send("Page.captureScreenshot", {"format": "png"}, session=s)
+            await cdp.send("Browser.close")
+            cdp.reader.cancel()
     finally:
         try:
             proc.wait(timeout=10)
@@ -531,10 +568,10 @@ async def _load(url: str, user_dir: Path, width: int, height: int, full_page: bo
     }
 
 
-def load_in_chromium(path: Path, tmp: Path, width=1280, height=900, full_page=False) -> dict:
+def load_in_chromium(path: Path, tmp: Path, width: int = 1280, height: int = 900) -> dict:
     user_dir = tmp / f"chromium-profile-{time.monotonic_ns()}"
     user_dir.mkdir()
-    return asyncio.run(_load(path.resolve().as_uri(), user_dir, width, height, full_page))
+    return asyncio.run(_load(path.resolve().as_uri(), user_dir, width, height))
 
 
 def png_pixels(png: bytes) -> np.ndarray:
@@ -597,7 +634,7 @@ def test_report_loads_in_chromium_clean_and_shows_the_leaderboard(report_file, t
     pixels = png_pixels(page["png"])
     assert pixels.shape == (900, 1280, 3)
     x, y, w, h = (round(v) for v in dom["box"])
-    assert 0 <= y and y + h <= 900
+    assert y >= 0 and y + h <= 900
     board = pixels[y : y + h, x : x + w]
     dark = (board.sum(axis=2) < 300).mean()  # text strokes in the leaderboard's box
     assert 0.01 < dark < 0.5, dark
@@ -609,7 +646,7 @@ def test_the_browser_check_sees_what_it_must_catch(tmp_path):
     bad = tmp_path / "bad.html"
     bad.write_text(
         '<!DOCTYPE html><meta http-equiv="Content-Security-Policy" content="default-src '
-        "'none'\"><img src=\"https://example.invalid/x.png\"><script>alert(1)</script>",
+        '\'none\'"><img src="https://example.invalid/x.png"><script>alert(1)</script>',
         encoding="utf-8",
     )
     page = load_in_chromium(bad, tmp_path)

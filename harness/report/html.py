@@ -9,8 +9,10 @@ markup, scripts or `javascript:` links) stays inert: Jinja2 escapes every value
 The templates (harness/report/templates) lay the page out; this module gives them number
 formatting filters (every estimate with its interval, every figure with its n) and the
 plots. Blocks that other stations add (recommendation, confidence sources, recalibration,
-cost, disagreements) are rendered when present and skipped when absent, read with `.get`
-so a renamed key leaves a blank cell rather than a failed run.
+cost, disagreements, alt-test, annotator groups, stability) are rendered when present and
+skipped when absent; Python reads them with `.get` and the templates with a lenient
+Undefined, so a renamed or null key leaves a blank cell rather than a failed run. Blocks
+of a shape this module does not know are shown as generic tables (`table_of`).
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ from functools import cache
 from typing import Any
 
 from jinja2 import ChainableUndefined, Environment, PackageLoader
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from harness.records import RunManifest
 from harness.report import svg
-from harness.report.markdown_format import alpha_band, by_kappa, kappa_band
+from harness.report.markdown_format import alpha_band, kappa_band
 
 MAX_PAIR_ROWS = 15  # annotator pairs listed one by one; a crowd gets a summary line
 
@@ -36,10 +38,11 @@ def render_html(manifest: RunManifest, metrics: dict[str, Any]) -> str:
     recs = {gs.get("id"): gs.get("recommendation") for gs in gold_sets}
     # The top-level recommendation names its gold set: shown there unless that gold set has
     # its own; one naming no listed gold set is shown above them all.
-    placed = isinstance(top_rec, Mapping) and top_rec.get("gold_set") in recs
+    placed = isinstance(top_rec, Mapping) and str(top_rec.get("gold_set")) in recs
     if placed and not recs.get(top_rec["gold_set"]):
         recs[top_rec["gold_set"]] = top_rec
-    return _env().get_template("report.html.j2").render(
+    template = _env().get_template("report.html.j2")
+    return template.render(
         m=metrics,
         run=manifest.model_dump(mode="json"),
         level=round(float((metrics.get("bootstrap") or {}).get("level", 0.95)) * 100),
@@ -59,10 +62,19 @@ def _env() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        num=num, iv=iv, usd=usd, pct=pct, anchor=anchor, scalars=scalars, show=show
+        num=num,
+        iv=iv,
+        usd=usd,
+        pct=pct,
+        anchor=anchor,
+        scalars=scalars,
+        show=show,
+        params=params,
+        ticks=code_ticks,
+        table_of=table_of,
     )
     env.globals.update(
-        by_kappa=lambda setups: by_kappa([b for b in setups or [] if isinstance(b, Mapping)]),
+        by_kappa=ranked,
         kappa_band=kappa_band,
         alpha_band=alpha_band,
         pair_summary=pair_summary,
@@ -72,9 +84,19 @@ def _env() -> Environment:
         plot_confusion=plot_confusion,
         plot_intervals=plot_intervals,
         pareto=pareto,
+        constraint_head=constraint_head,
         max_pair_rows=MAX_PAIR_ROWS,
     )
     return env
+
+
+def ranked(setups: Any) -> list[Mapping[str, Any]]:
+    """Setups best first by kappa, a missing kappa last: markdown_format.by_kappa's order,
+    tolerant of a block without a kappa interval."""
+    blocks = [b for b in setups or [] if isinstance(b, Mapping)]
+    return sorted(
+        blocks, key=lambda b: -(_value(b, "kappa") if _value(b, "kappa") is not None else -9)
+    )
 
 
 # ---------------------------------------------------------------------------- number filters
@@ -102,8 +124,11 @@ def iv(d: Any, digits: int = 3, show_n: bool = False) -> Markup | str:
     return Markup(out)
 
 
-def usd(x: Any, digits: int = 4) -> str:
-    return f"${x:,.{digits}f}" if _is_num(x) else "unknown"
+def usd(x: Any) -> str:
+    """Cents for budgets, three significant digits for the tiny per-item LLM prices."""
+    if not _is_num(x):
+        return "unknown"
+    return f"${x:,.2f}" if x == 0 or abs(x) >= 1 else f"${x:.3g}"
 
 
 def pct(x: Any, digits: int = 0) -> str:
@@ -126,9 +151,28 @@ def show(value: Any) -> Any:
         return f"{value:,}"
     if _is_num(value):
         return f"{value:.3f}" if abs(value) < 100 else f"{value:,.1f}"
+    if isinstance(value, Mapping) and "value" in value:  # a rate or a value with its n
+        n = next((value[k] for k in ("n", "n_items", "n_pairs") if k in value), None)
+        return f"{show(value['value'])}" + (f" (n={n})" if n is not None else "")
+    if isinstance(value, Mapping):
+        return "; ".join(f"{k}: {show(v)}" for k, v in value.items()) or "–"
     if isinstance(value, (list, tuple)):
-        return ", ".join(str(v) for v in value) or "–"
+        return ", ".join(str(show(v)) for v in value) or "–"
     return str(value)
+
+
+def table_of(value: Any) -> dict[str, Any] | None:
+    """A block whose shape the report does not know (annotator groups, stability...) as a
+    table: a list of objects one row each, an object one row per key; None when empty."""
+    if isinstance(value, Mapping):
+        rows = [[k, v] for k, v in scalars(value)]
+        return {"columns": ["", ""], "rows": rows} if rows else None
+    if not isinstance(value, (list, tuple)) or not value:
+        return None
+    items = [v for v in value if isinstance(v, Mapping)]
+    columns = list(dict.fromkeys(k for item in items for k in item))
+    rows = [[show(item.get(c)) for c in columns] for item in items]
+    return {"columns": [c.replace("_", " ") for c in columns], "rows": rows} if rows else None
 
 
 def scalars(d: Any) -> list[tuple[str, Any]]:
@@ -146,9 +190,54 @@ def scalars(d: Any) -> list[tuple[str, Any]]:
     return out
 
 
+def params(d: Any) -> str:
+    """A fitted recalibration map in a few words: its scalars; long lists (isotonic
+    breakpoints) by their length only."""
+    if not isinstance(d, Mapping):
+        return "–"
+    shown = []
+    for k, v in d.items():
+        if k in ("method", "note", "n") or v is None:
+            continue
+        if isinstance(v, (list, tuple)):
+            shown.append(f"{len(v)} {k} values")
+        elif _is_num(v) and not isinstance(v, bool):
+            shown.append(f"{k} = {v:.3g}")
+        else:
+            shown.append(f"{k}: {show(v)}")
+    return ", ".join(shown) or "–"
+
+
+CONSTRAINT_HEADS = {
+    "min_kappa_low": "kappa low ≥ {}",
+    "max_ece": "ECE ≤ {}",
+    "min_auto_accept_share": "auto-accept share ≥ {}",
+    "max_cost_per_1k_usd": "$ / 1k items ≤ {}",
+    "min_coverage": "coverage ≥ {}",
+}
+
+
+def constraint_head(name: str, value: Any) -> str:
+    if str(name).endswith("_usd"):
+        shown = usd(value)
+    else:
+        shown = f"{value:g}" if _is_num(value) else show(value)
+    return CONSTRAINT_HEADS.get(name, str(name).replace("_", " ") + " {}").format(shown)
+
+
+def code_ticks(text: Any) -> Markup:
+    """Text written for report.md names setups in backticks: escaped first, then those
+    spans (which can hold no markup any more) become <code>."""
+    if text is None or not isinstance(text, str):
+        return Markup("")
+    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(text))))
+
+
 def pair_summary(pairs: Sequence[Mapping[str, Any]]) -> str:
     """Many annotator pairs (a crowd): the median and quartiles of the usable ones."""
-    usable = sorted(p["kappa"] for p in pairs if (p.get("n") or 0) >= 10 and _is_num(p.get("kappa")))
+    usable = sorted(
+        p["kappa"] for p in pairs if (p.get("n") or 0) >= 10 and _is_num(p.get("kappa"))
+    )
     if not usable:
         return f"no pair of the {len(pairs)} shares 10 items"
     q = [usable[(len(usable) * k) // 4] for k in (1, 2, 3)]
@@ -204,9 +293,6 @@ def plot_intervals(
     return svg.interval_chart(points, x_label, reference=reference if _is_num(reference) else None)
 
 
-QUALITY_KEYS = ("kappa", "quality", "kappa_estimate", "accuracy")
-
-
 def _value(entry: Mapping[str, Any], key: str) -> float | None:
     v = entry.get(key)
     if isinstance(v, Mapping):
@@ -214,37 +300,25 @@ def _value(entry: Mapping[str, Any], key: str) -> float | None:
     return float(v) if _is_num(v) else None
 
 
-def _cost_per_1k(entry: Mapping[str, Any]) -> tuple[float | None, str]:
-    """The cost figure of a Pareto entry: a per-1k key if any (its name says which pipeline
-    it prices), else a per-item one times 1,000."""
-    keys = [k for k in entry if "cost" in k and ("1k" in k or "1000" in k)]
-    for k in keys:
-        if (v := _value(entry, k)) is not None:
-            return v, k.replace("_", " ")
-    for k in (k for k in entry if "cost" in k and "item" in k):
-        if (v := _value(entry, k)) is not None:
-            return v * 1000, "cost per 1,000 items"
-    cost = entry.get("cost")
-    if isinstance(cost, Mapping):
-        return _cost_per_1k(cost)
-    return None, ""
-
-
 def pareto(gs: Mapping[str, Any], rec: Any) -> dict[str, Any] | None:
-    """Points for the quality-cost plot: the recommendation's `pareto` list when there is one,
-    else the setups' kappa and LLM cost per item, with the front computed here."""
+    """Points for the quality-cost plot: the recommendation's Pareto rows when there are
+    some (quality = kappa, cost per 1,000 items: hybrid, or LLM only when human costs are
+    not configured), else the setups' kappa and LLM cost, with the front computed here."""
     entries = rec.get("pareto") if isinstance(rec, Mapping) else None
-    points, x_label = [], "USD per 1,000 items"
+    points, x_label = [], "LLM USD per 1,000 items"
     if entries:
-        for e in entries:
-            if not isinstance(e, Mapping):
-                continue
-            quality = next((v for k in QUALITY_KEYS if (v := _value(e, k)) is not None), None)
-            cost, name = _cost_per_1k(e)
-            x_label = name or x_label
-            points.append(
-                {"label": e.get("setup"), "x": cost, "y": quality, "on_front": e.get("on_front")}
-            )
+        rows = [e for e in entries if isinstance(e, Mapping)]
+        if rows and rows[0].get("cost_basis") == "hybrid":
+            x_label = "hybrid USD per 1,000 items"
+        points = [
+            {
+                "label": e.get("setup"),
+                "x": _value(e, "cost"),
+                "y": _value(e, "quality"),
+                "on_front": bool(e.get("on_front")),
+            }
+            for e in rows
+        ]
     else:
         for b in gs.get("setups") or []:
             per_item = (b.get("usage") or {}).get("cost_usd_per_item")
@@ -256,22 +330,28 @@ def pareto(gs: Mapping[str, Any], rec: Any) -> dict[str, Any] | None:
                 }
             )
         for p in points:  # on the front: no other setup at least as good on both, better on one
-            p["on_front"] = p["x"] is not None and p["y"] is not None and not any(
-                q is not p
-                and q["x"] is not None
-                and q["y"] is not None
-                and q["x"] <= p["x"]
-                and q["y"] >= p["y"]
-                and (q["x"] < p["x"] or q["y"] > p["y"])
-                for q in points
+            p["on_front"] = (
+                p["x"] is not None
+                and p["y"] is not None
+                and not any(
+                    q is not p
+                    and q["x"] is not None
+                    and q["y"] is not None
+                    and q["x"] <= p["x"]
+                    and q["y"] >= p["y"]
+                    and (q["x"] < p["x"] or q["y"] > p["y"])
+                    for q in points
+                )
             )
     drawn = [p for p in points if p["x"] is not None and p["y"] is not None]
     if not drawn:
         return None
     left_out = len(points) - len(drawn)
-    note = f"{left_out} setup(s) without a known cost are not drawn" if left_out else None
+    note = f"{left_out} setup(s) with an unknown cost or kappa not drawn" if left_out else None
     return {
-        "svg": svg.pareto_plot(drawn, x_label, "kappa", note),
+        # The recommendation's front also weighs latency, which the plot does not show:
+        # joining its points would draw a front that looks wrong in two dimensions.
+        "svg": svg.pareto_plot(drawn, x_label, "kappa", note, join=not entries),
         "from_recommendation": bool(entries),
         "left_out": left_out,
     }

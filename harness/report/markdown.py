@@ -7,7 +7,7 @@ from typing import Any
 
 from harness.records import RunManifest
 from harness.report.decision_md import decision_section
-from harness.report.deploy_md import deploy_md, groups_humans_lines
+from harness.report.deploy_md import deploy_md, groups_humans_lines, prompt_stability_md
 from harness.report.markdown_format import alpha_band, by_kappa, fmt, fmt_iv, kappa_band, table
 from harness.report.task_sections import (
     bias_and_slices,
@@ -118,6 +118,7 @@ def _gold_set(gs: dict[str, Any], level: int) -> list[str]:
         )
     )
     out += comparisons_section(gs.get("comparisons") or [], level)
+    out += prompt_stability_md(gs)
     out += decision_section(gs)
     out += ["", "### Human agreement", ""]
     alpha = h["krippendorff_alpha"]["value"]

@@ -51,16 +51,13 @@ def _svg(width: float, height: float, label: str, body: list[str]) -> Markup:
 def _text(x: float, y: float, text: Any, cls: str = "", anchor: str = "start", **attrs: Any) -> str:
     extra = "".join(f' {k.replace("_", "-")}="{_e(v)}"' for k, v in attrs.items())
     klass = f' class="{cls}"' if cls else ""
-    return (
-        f'<text x="{_f(x)}" y="{_f(y)}" text-anchor="{anchor}"{klass}{extra}>{_e(text)}</text>'
-    )
+    return f'<text x="{_f(x)}" y="{_f(y)}" text-anchor="{anchor}"{klass}{extra}>{_e(text)}</text>'
 
 
 def _line(x1: float, y1: float, x2: float, y2: float, color: str = GRID, **attrs: Any) -> str:
     extra = "".join(f' {k.replace("_", "-")}="{_e(v)}"' for k, v in attrs.items())
     return (
-        f'<line x1="{_f(x1)}" y1="{_f(y1)}" x2="{_f(x2)}" y2="{_f(y2)}" '
-        f'stroke="{color}"{extra}/>'
+        f'<line x1="{_f(x1)}" y1="{_f(y1)}" x2="{_f(x2)}" y2="{_f(y2)}" stroke="{color}"{extra}/>'
     )
 
 
@@ -163,7 +160,9 @@ def risk_coverage(
     if points:
         path = " ".join(f"{_f(sx(c))},{_f(sy(r))}" for c, r in points)
         out.append(f'<polyline points="{path}" fill="none" stroke="{BLUE}" stroke-width="2"/>')
-        out += [f'<circle cx="{_f(sx(c))}" cy="{_f(sy(r))}" r="2" fill="{BLUE}"/>' for c, r in points]
+        out += [
+            f'<circle cx="{_f(sx(c))}" cy="{_f(sy(r))}" r="2" fill="{BLUE}"/>' for c, r in points
+        ]
     if target_error is not None:
         y = sy(target_error)
         out.append(_line(sx(0), y, sx(1), y, ORANGE, stroke_dasharray="5 3", stroke_width="1.5"))
@@ -268,7 +267,11 @@ def _label_n(row: dict[str, Any]) -> str:
 
 
 def pareto_plot(
-    points: Sequence[dict[str, Any]], x_label: str, y_label: str, note: str | None = None
+    points: Sequence[dict[str, Any]],
+    x_label: str,
+    y_label: str,
+    note: str | None = None,
+    join: bool = True,
 ) -> Markup:
     """Quality against cost: a setup on the front is not beaten on both by another. Points
     are {"label", "x", "y", "on_front"}; the front is joined left to right."""
@@ -282,7 +285,7 @@ def pareto_plot(
     sy = _linear(yticks[0], yticks[-1], h - bottom, top)
     out = _axes(sx, sy, xticks, yticks, x_label, y_label)
     front = sorted((p for p in pts if p.get("on_front")), key=lambda p: p["x"])
-    if len(front) > 1:
+    if join and len(front) > 1:
         path = " ".join(f"{_f(sx(p['x']))},{_f(sy(p['y']))}" for p in front)
         out.append(f'<polyline points="{path}" fill="none" stroke="{GREEN}" stroke-width="1.5"/>')
     for p in pts:

@@ -1,0 +1,28 @@
+"""What every command module shares: the consoles, the config argument, the exit-2 path."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from harness.errors import UserError
+
+# soft_wrap: never break a message inside a path (`file:line` must stay greppable in CI logs).
+# Without a terminal (CI logs, pipes) rich assumes 80 columns and squeezes the leaderboard;
+# a log has no width limit, so give tables room there.
+_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
+err = Console(stderr=True, soft_wrap=True, width=_WIDTH)
+out = Console(soft_wrap=True, width=_WIDTH)
+
+ConfigArg = Annotated[Path, typer.Argument(help="experiment YAML, e.g. configs/demo.yaml")]
+
+
+def fail(exc: UserError) -> None:
+    err.print("[bold red]error[/]", end=": ")
+    err.print(str(exc), markup=False, highlight=False)
+    raise typer.Exit(2)

@@ -1,0 +1,175 @@
+"""Commands that compare runs: baseline save, compare, gate, canary.
+
+Exit codes of `gate`: 0 no regression (warnings included), 1 a regression or a baseline
+that no longer compares (changed model or gold set), 2 bad input or usage.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from harness.cli_common import ConfigArg, err, fail, out
+from harness.errors import UserError
+
+baseline_app = typer.Typer(no_args_is_help=True, help="Save a run as the baseline to gate on.")
+
+RunDir = Annotated[Path, typer.Argument(help="a folder under runs/")]
+
+
+def _texts(ctx: Any) -> dict[str, dict[str, str]]:
+    """Item text per gold set, for flipped items in summaries."""
+    return {
+        g.id: {it.id: " / ".join(str(v) for v in it.fields.values()) for it in g.items}
+        for g in ctx.gold_sets
+    }
+
+
+def _boot(exp: Any) -> dict[str, Any]:
+    return {"n_boot": exp.report.bootstrap, "seed": exp.report.seed, "level": exp.report.level}
+
+
+@baseline_app.command("save")
+def baseline_save(
+    run_dir: RunDir,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="[baselines/<experiment>.json]")
+    ] = None,
+) -> None:
+    """Write a small file to commit: each setup's labels, failure rate, cost and hashes."""
+    from harness.baseline import save_baseline, snapshot
+    from harness.runs import load_run_context
+
+    try:
+        ctx = load_run_context(run_dir)
+        data = snapshot(ctx)
+    except UserError as exc:
+        fail(exc)
+    path = output or Path("baselines") / f"{ctx.experiment.name}.json"
+    save_baseline(data, path)
+    n = sum(len(g["items"]) for g in data["gold_sets"].values())
+    out.print(f"baseline: {path} ({len(data['setups'])} setups, {n} gold items)", highlight=False)
+
+
+def _compare_and_report(
+    base: dict[str, Any],
+    ctx: Any,
+    summary: Path | None,
+    junit: Path | None,
+    as_json: Path | None,
+) -> dict[str, Any]:
+    from harness.baseline import snapshot
+    from harness.gate_report import summary_markdown, write_junit
+    from harness.regression import compare_snapshots
+
+    exp = ctx.experiment
+    result = compare_snapshots(base, snapshot(ctx), exp.gate, _boot(exp), _texts(ctx))
+    text = summary_markdown(result)
+    for path, write in (
+        (summary, lambda p: p.write_text(text, encoding="utf-8")),
+        (junit, lambda p: write_junit(result, p)),
+        (as_json, lambda p: p.write_text(json.dumps(result, indent=1), encoding="utf-8")),
+    ):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write(path)
+    out.print(text, markup=False, highlight=False)
+    return result
+
+
+SummaryOpt = Annotated[Path | None, typer.Option(help="write the Markdown summary here")]
+JunitOpt = Annotated[Path | None, typer.Option(help="write JUnit XML here")]
+JsonOpt = Annotated[Path | None, typer.Option("--json", help="write the comparison as JSON")]
+
+
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="the baseline run folder")],
+    run_b: Annotated[Path, typer.Argument(help="the candidate run folder")],
+    summary: SummaryOpt = None,
+    as_json: JsonOpt = None,
+) -> None:
+    """Per-setup changes from RUN_A to RUN_B with paired intervals, and the flipped items."""
+    from harness.baseline import snapshot
+    from harness.runs import load_run_context
+
+    try:
+        base = snapshot(load_run_context(run_a))
+        _compare_and_report(base, load_run_context(run_b), summary, None, as_json)
+    except UserError as exc:
+        fail(exc)
+
+
+def gate(
+    config: ConfigArg,
+    baseline: Annotated[Path, typer.Option(help="baseline file from `prelabel baseline save`")],
+    summary: SummaryOpt = None,
+    junit: JunitOpt = None,
+    as_json: JsonOpt = None,
+    runs_dir: Annotated[Path | None, typer.Option(help="where run folders go [runs/]")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="label cache [.prelabel-cache]")] = None,
+) -> None:
+    """Run what changed (the rest comes from the cache), compare with the baseline, and exit
+    0 (pass or warn), 1 (regression, or a baseline that no longer compares) or 2 (bad input)."""
+    from harness.baseline import load_baseline
+    from harness.pipeline import run_experiment
+    from harness.runs import load_run_context
+
+    try:
+        base = load_baseline(baseline)  # a bad baseline fails before anything is spent
+        result = run_experiment(config, runs_dir=runs_dir, cache_dir=cache_dir)
+        t = result.totals
+        err.print(
+            f"{t.labels} labels ({t.cached} from cache, {t.calls} calls); run {result.run_dir}",
+            highlight=False,
+        )
+        if result.metrics is None:
+            err.print(f"[red]gate: the run stopped short ({t.stopped}); nothing to compare[/]")
+            raise typer.Exit(1)
+        verdict = _compare_and_report(
+            base, load_run_context(result.run_dir), summary, junit, as_json
+        )["verdict"]
+    except UserError as exc:
+        fail(exc)
+    raise typer.Exit(1 if verdict in ("fail", "changed") else 0)
+
+
+def canary(
+    config: ConfigArg,
+    items: Annotated[
+        int | None, typer.Option(help="items per gold set [gate.canary_items]")
+    ] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="label cache [.prelabel-cache]")] = None,
+    as_json: JsonOpt = None,
+) -> None:
+    """Ask a fixed subset again, bypassing the cache, and compare with the stored labels:
+    exit 1 when a setup's flip rate is above gate.canary_max_flip_rate beyond noise."""
+    from harness.canary import run_canary
+
+    try:
+        result = run_canary(config, cache_dir, items)
+    except UserError as exc:
+        fail(exc)
+    if as_json:
+        as_json.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    for r in result["setups"]:
+        rate = "–" if r["flip_rate"] is None else f"{r['flip_rate']:.3f}"
+        iv = "" if r["low"] is None else f" [{r['low']:.3f}, {r['high']:.3f}]"
+        out.print(
+            f"{r['setup']}: {r['verdict']}; flipped {r['flips']} of {r['n']} ({rate}{iv}, "
+            f"limit {result['max_flip_rate']}); failed calls {r['failed_calls']}, "
+            f"never stored {r['not_stored']}",
+            highlight=False,
+        )
+        for e in r["examples"]:
+            out.print(f"  {e['item']}: stored {e['stored']!r}, now {e['now']!r}", highlight=False)
+    raise typer.Exit(1 if result["verdict"] == "drift" else 0)
+
+
+def register(app: typer.Typer) -> None:
+    """Called by harness.cli on its own `app` (also when it runs as __main__)."""
+    app.add_typer(baseline_app, name="baseline")
+    for command in (compare, gate, canary):
+        app.command()(command)
