@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from harness import cli_deploy, cli_gate
+from harness import cli_deploy, cli_gate, cli_labelstudio
 from harness.cli_common import ConfigArg, err, fail, out
 from harness.errors import Problem, UserError
 from harness.report.markdown_format import by_kappa
@@ -353,6 +353,7 @@ def _progress(total: int, quiet: bool) -> tuple[Any, Any]:
 
 cli_gate.register(app)
 cli_deploy.register(app)
+cli_labelstudio.register(app)
 
 
 def main() -> None:

@@ -64,10 +64,24 @@ def label(
         f"{ev.confidence_kind} confidence\n"
         f"accept {accepted}, review {len(rows) - accepted}; review queue {len(result.queue)} "
         f"items ({sum(q['blind'] for q in result.queue)} blind)\n"
-        f"written: {result.run_dir}/prelabels.jsonl, review_queue.jsonl, labels.jsonl, "
-        "manifest.json",
+        f"written: {result.run_dir}/prelabels.jsonl, review_queue.jsonl, estimates.json, "
+        "labels.jsonl, manifest.json",
         highlight=False,
     )
+    est = result.estimates
+    out.print(
+        f"label shares in the pool (n={len(rows)}; corrected with gold set "
+        f"{est['gold_set']}, prediction-powered inference, 95% intervals):",
+        highlight=False,
+    )
+    for row in est["labels"]:
+        p, naive = row["ppi"], row["naive_llm_only"]
+        out.print(
+            f"  {row['label']}: {p['estimate']:.3f} [{p['low']:.3f}, {p['high']:.3f}] "
+            f"(n_gold={p['n_gold']}); LLM alone says {naive['estimate']:.3f} "
+            f"[{naive['low']:.3f}, {naive['high']:.3f}]",
+            highlight=False,
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -111,8 +111,10 @@ def gate(
     runs_dir: Annotated[Path | None, typer.Option(help="where run folders go [runs/]")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="label cache [.prelabel-cache]")] = None,
 ) -> None:
-    """Run what changed (the rest comes from the cache), compare with the baseline, and exit
-    0 (pass or warn), 1 (regression, or a baseline that no longer compares) or 2 (bad input)."""
+    """Run what changed, compare with the baseline; exit 1 on a regression.
+
+    Everything unchanged comes from the cache. Exit 0: pass or warn; 1: a regression, or a
+    baseline that no longer compares; 2: bad input."""
     from harness.baseline import load_baseline
     from harness.pipeline import run_experiment
     from harness.runs import load_run_context
@@ -144,8 +146,10 @@ def canary(
     cache_dir: Annotated[Path | None, typer.Option(help="label cache [.prelabel-cache]")] = None,
     as_json: JsonOpt = None,
 ) -> None:
-    """Ask a fixed subset again, bypassing the cache, and compare with the stored labels:
-    exit 1 when a setup's flip rate is above gate.canary_max_flip_rate beyond noise."""
+    """Re-ask a fixed subset bypassing the cache; exit 1 if labels drifted.
+
+    Drift: a setup's flip rate against its stored labels is above
+    gate.canary_max_flip_rate beyond noise (the low end of its Wilson interval)."""
     from harness.canary import run_canary
 
     try:

@@ -4,7 +4,8 @@ review queue.
 
 Outputs in runs/<id>/ (a label run: no metrics.json, so it is never taken for an
 evaluation): labels.jsonl (every sample, as in a run), prelabels.jsonl (one line per item),
-review_queue.jsonl (items for humans, most useful first) and manifest.json.
+review_queue.jsonl (items for humans, most useful first), estimates.json (label prevalence
+in the pool by prediction-powered inference) and manifest.json.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from harness.errors import UserError
 from harness.labelspace import LabelSpace
 from harness.manifest import new_run_id, now_iso
 from harness.pipeline import make_providers, prepare, write_json
+from harness.pool_estimates import pool_prevalence
 from harness.predictions import ItemPredictions
 from harness.records import GoldSet, LabelRecord
 from harness.runner import LabelSink, Runner, RunSettings
+from harness.runs import load_run_context
 from harness.unlabeled import load_unlabeled
 
 
@@ -53,6 +56,7 @@ class LabelResult:
     evaluation: Evaluation
     rows: list[dict[str, Any]]
     queue: list[dict[str, Any]]
+    estimates: dict[str, Any]
     calls: int
     cached: int
 
@@ -188,6 +192,10 @@ def run_label(
         )
     queue = review_queue([dict(r) for r in rows], budget, blind_share, audit_share, seed)
     fields = {it.id: dict(it.fields) for it in items.items}
+    estimates = pool_prevalence(
+        load_run_context(ev.run_dir), ev.setup, the_setup.confidence, preds.pred
+    )
+    write_json(run_dir / "estimates.json", estimates)
     _write_jsonl(run_dir / "prelabels.jsonl", rows)
     _write_jsonl(
         run_dir / "review_queue.jsonl", [{**q, "fields": fields[q["item"]]} for q in queue]
@@ -207,7 +215,7 @@ def run_label(
         cached=totals.cached,
     )
     write_json(run_dir / "manifest.json", manifest)
-    return LabelResult(run_dir, ev, rows, queue, totals.calls, totals.cached)
+    return LabelResult(run_dir, ev, rows, queue, estimates, totals.calls, totals.cached)
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:

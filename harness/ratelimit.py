@@ -35,7 +35,7 @@ import collections
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from harness.config import ModelConfig
@@ -190,7 +190,7 @@ class Ticket:
     epoch: int
     tokens: int
     cost: float
-    done_: bool = field(default=False)
+    settled: bool = False
 
     def answered(self, reply: ProviderReply) -> None:
         self._settle(reply.cost_usd)
@@ -206,8 +206,8 @@ class Ticket:
             self.limits.concurrency.on_rate_limited(self.epoch)
 
     def _settle(self, cost_usd: float | None) -> None:
-        if not self.done_:
-            self.done_ = True
+        if not self.settled:
+            self.settled = True
             self.gate.spent += cost_usd or 0.0
 
 

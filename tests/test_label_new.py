@@ -73,6 +73,14 @@ def test_new_items_are_routed_by_the_evaluation_threshold(srv, experiment, tmp_p
     queue = read(label_run(exp) / "review_queue.jsonl")
     assert {q["item"] for q in queue if q["queue_reason"] == "below threshold"} == {"n3", "n4"}
     assert all("fields" in q for q in queue)
+    # Pool prevalence: for "positive" the pool says 2 of 4 and on the gold set the fake's
+    # misses cancel (g04 said positive but is negative, g11 the reverse): 0.5 + 0.
+    est = json.loads((label_run(exp) / "estimates.json").read_text())
+    pos = next(x for x in est["labels"] if x["label"] == "positive")
+    assert pos["ppi"]["estimate"] == pytest.approx(0.5)
+    assert (pos["ppi"]["n_gold"], pos["ppi"]["n_unlabeled"]) == (12, 4)
+    assert pos["naive_llm_only"]["estimate"] == pytest.approx(0.5)
+    assert pos["ppi"]["low"] < 0.5 < pos["ppi"]["high"]
     # Labels are cached: labelling again costs nothing.
     calls = len(srv.requests)
     assert invoke("label", str(exp.config), "--input", str(new)).exit_code == 0

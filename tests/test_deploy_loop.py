@@ -1,0 +1,92 @@
+"""The loop closed through the CLI: label -> Label Studio tasks -> reviews -> audit, and a
+gold set imported from a Label Studio export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from test_cli import invoke
+from test_label_new import label_run, setup_experiment
+from test_labelstudio import label_studio_round
+
+LS = Path(__file__).parent / "data" / "labelstudio"
+
+
+def test_export_review_and_audit(srv, experiment, tmp_path):
+    exp, new = setup_experiment(srv, experiment, tmp_path)
+    result = invoke(
+        "label", str(exp.config), "--input", str(new), "--blind-share", "0", "--audit-share", "1"
+    )
+    assert result.exit_code == 0, result.output
+    run = label_run(exp)
+    tasks_path = tmp_path / "tasks.json"
+    exported = invoke("labelstudio", "export", str(run), "-o", str(tasks_path))
+    assert exported.exit_code == 0, exported.output
+    tasks = json.loads(tasks_path.read_text())
+    by_item = {t["data"]["prelabel_item_id"]: t for t in tasks}
+    # n3, n4 go to review with their pre-label; n1, n2 (accepted) are audited blind.
+    assert set(by_item) == {"n1", "n2", "n3", "n4"}
+    assert not by_item["n1"].get("predictions") and not by_item["n2"].get("predictions")
+    assert by_item["n3"]["predictions"][0]["model_version"] == "zs@fake"
+    reviewer = {"id": 5, "email": "rev@example.com"}
+    reviews = {
+        "n3": [(reviewer, None, False)],  # kept the pre-label
+        "n4": [(reviewer, {"choices": ["negative"]}, False)],  # corrected it
+        "n1": [(reviewer, {"choices": ["neutral"]}, False)],  # blind: the LLM was wrong
+        "n2": [(reviewer, {"choices": ["negative"]}, False)],  # blind: the LLM was right
+    }
+    back = label_studio_round(tasks, reviews, ("label", "text", "choices"))
+    export = tmp_path / "reviewed.json"
+    export.write_text(json.dumps(back))
+    audited = invoke("audit", str(run), "--reviews", str(export))
+    assert audited.exit_code == 0, audited.output
+    a = json.loads((run / "audit.json").read_text())
+    assert a["reviewed_items"] == 4
+    assert (a["acceptance"]["count"], a["acceptance"]["n"]) == (1, 2)
+    assert (a["realised_error"]["count"], a["realised_error"]["n"]) == (1, 2)
+    assert a["evaluation"]["alpha"] == pytest.approx(0.4)
+    assert "realised error of auto-accepted labels" in audited.output
+
+
+def test_audit_refuses_a_folder_that_is_not_a_label_run(srv, experiment, tmp_path):
+    exp, _ = setup_experiment(srv, experiment, tmp_path)
+    [evaluation] = exp.run_dirs()
+    result = invoke("audit", str(evaluation), "--reviews", str(LS / "sentiment_export.json"))
+    assert result.exit_code == 2 and "not a label run" in result.output
+
+
+def test_import_a_label_studio_export_as_a_gold_set(tmp_path):
+    config = tmp_path / "exp.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "ls",
+                "task": {"type": "classification", "labels": ["positive", "negative", "neutral"]},
+                "gold_sets": [{"id": "g", "path": "gold.jsonl"}],
+                "models": [{"id": "r", "model": "replay/labels.jsonl"}],
+            }
+        )
+    )
+    out = tmp_path / "gold.jsonl"
+    result = invoke(
+        "labelstudio",
+        "import",
+        str(LS / "sentiment_export.json"),
+        "--config",
+        str(config),
+        "-o",
+        str(out),
+        "--labeling-config",
+        str(LS / "sentiment_config.xml"),
+    )
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(x) for x in out.read_text().splitlines() if x and not x.startswith("#")]
+    assert rows and all(len(r["annotations"]) >= 2 for r in rows[:1])
+    from harness.config import GoldSetConfig
+    from harness.goldset import load_gold_set
+
+    gold = load_gold_set(GoldSetConfig(id="g", path=out), out, ["positive", "negative", "neutral"])
+    assert len(gold.items) == len(rows)
