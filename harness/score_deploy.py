@@ -11,11 +11,16 @@ import numpy as np
 
 from harness.metrics.recalibration import cross_fit
 from harness.predictions import CodedGoldSet, ItemPredictions
+from harness.score_disagreements import disagreements
 from harness.score_groups import GroupReferences
 from harness.score_recalibration import recalibration_block
 from harness.score_selective import selective_block
 from harness.score_slices import label_bias, slices_block
 from harness.score_stability import alt_test_block, intra_prompt_block
+
+# Items shown per setup in metrics.json and the HTML report, confident mistakes first; the
+# count of all disagreements is always given.
+MAX_DISAGREEMENTS = 300
 
 
 def decision_confidence(
@@ -67,5 +72,6 @@ def deploy_blocks(
     if groups.groups:
         out["annotator_groups"] = groups.setup(pred, k, boot)
     out["stability"] = intra_prompt_block(coded, preds.records, boot)
+    out["disagreements"] = disagreements(coded, preds, limit=MAX_DISAGREEMENTS)
     out["alt_test"] = alt_test_block(coded, pred, decision.get("alt_test") or {})
     return out

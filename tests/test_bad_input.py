@@ -6,7 +6,7 @@ to do (a `hint:`). `prelabel run` and `prelabel validate` must both exit with co
 no traceback, call no model and write nothing at all: no run folder, no cache, no file
 anywhere under the test's folder created or changed.
 
-Two policies are pinned here (and documented in README.md and harness/paths.py):
+Two policies are pinned here (see GoldSetConfig.max_item_bytes and harness/paths.py):
 - An item whose input fields exceed `gold_sets[].max_item_bytes` (default 1,000,000 bytes,
   ~250k tokens) is refused, naming its line and the limit; raising the key accepts it.
 - A config inside a git work tree may read inputs only from inside that work tree: a
@@ -109,6 +109,11 @@ def config_not_utf8(c: Ctx) -> Expect:
 def config_empty(c: Ctx) -> Expect:
     c.exp.config.write_text("")
     return Expect("must be a YAML mapping", CONFIG, "configs/demo.yaml")
+
+
+def config_is_another_file(c: Ctx) -> Expect:
+    other = c.outside("passwd", "root:x:0:0:root:/root:/bin/bash\nTOP-SECRET-CONTENT:x:1:1\n")
+    return Expect("must be a YAML mapping", r"passwd", "configs/demo.yaml", other)
 
 
 def config_not_a_mapping(c: Ctx) -> Expect:
@@ -376,6 +381,12 @@ def gold_item_of_10_mb(c: Ctx) -> Expect:
     )
 
 
+def gold_json_nested_too_deeply(c: Ctx) -> Expect:
+    c.append_gold('{"id": "deep", "text": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    line = len(GOLD) + 2
+    return Expect("invalid JSON: nested too deeply", rf"gold\.jsonl:{line}\b", "fix these rows")
+
+
 def gold_csv_missing_columns(c: Ctx) -> Expect:
     csv = c.root / "gold.csv"
     csv.write_text("item,worker,label\ng01,a,positive\n")
@@ -531,6 +542,7 @@ CASES: dict[str, Callable[[Ctx], Expect]] = {
     "config-is-a-directory": config_is_a_directory,
     "config-not-utf8": config_not_utf8,
     "config-empty": config_empty,
+    "config-is-another-file": config_is_another_file,
     "config-not-a-mapping": config_not_a_mapping,
     "yaml-syntax": yaml_syntax,
     "yaml-tab-indent": yaml_tab_indent,
@@ -572,6 +584,7 @@ CASES: dict[str, Callable[[Ctx], Expect]] = {
     "gold-empty-file": gold_empty_file,
     "gold-only-comments": gold_only_comments,
     "gold-item-of-10-mb": gold_item_of_10_mb,
+    "gold-json-nested-too-deeply": gold_json_nested_too_deeply,
     "gold-csv-missing-columns": gold_csv_missing_columns,
     "pool-overlaps-gold": pool_overlaps_gold,
     "pool-unknown-label": pool_unknown_label,

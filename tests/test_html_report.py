@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness import score
+from harness import score_deploy
 from harness.predictions import CodedGoldSet, ItemPredictions
 from harness.records import GoldItem, GoldSet, LabelRecord, RunManifest, Setup
 from harness.report import write_reports
@@ -124,16 +124,9 @@ def classified() -> tuple[RunManifest, dict[str, Any]]:
 
 def classified_run() -> tuple[RunManifest, dict[str, Any]]:
     """Two setups on 60 items with confidences, failures, slices and hostile text, scored by
-    score_run with the disagreements block wired in as score.py will (a wrapper here)."""
-    original = score.setup_block
-
-    def with_disagreements(coded, setup, preds, *args, **kwargs):
-        block = original(coded, setup, preds, *args, **kwargs)
-        block["disagreements"] = disagreements(coded, preds, limit=15)
-        return block
-
+    score_run, with at most 15 disagreements shown per setup."""
     mp = pytest.MonkeyPatch()
-    mp.setattr(score, "setup_block", with_disagreements)
+    mp.setattr(score_deploy, "MAX_DISAGREEMENTS", 15)
     try:
         gold = _gold()
         setups = [
