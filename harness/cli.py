@@ -195,7 +195,15 @@ def run(
         )
         raise typer.Exit(1)
     print_leaderboard(result.metrics)
-    out.print(f"reports: {result.run_dir}/report.md, metrics.json, labels.jsonl, manifest.json")
+    rec = result.metrics.get("recommendation")
+    if rec:
+        pick = rec.get("recommended")
+        head = f"recommended: {pick}" if pick else "recommended: none"
+        out.print(f"{head}. {rec.get('reason', '')}", highlight=False)
+    out.print(
+        f"reports: {result.run_dir}/report.html, report.md, metrics.json, labels.jsonl, "
+        "manifest.json"
+    )
 
 
 @app.command()
