@@ -298,6 +298,6 @@ def score_ranking_gold_set(
 
 
 def _ranking_usage(records: Sequence[LabelRecord], n_items: int) -> dict[str, Any]:
-    from harness.score import _usage
+    from harness.score_parts import usage_block as _usage
 
     return _usage(records, n_items)
