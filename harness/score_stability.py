@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
@@ -131,7 +132,11 @@ def alt_test_block(coded: CodedGoldSet, pred: np.ndarray, cfg: dict[str, Any]) -
             min_items=cfg.get("min_items", 30),
         )
     except ValueError as exc:
-        return {"refused": str(exc), "epsilon": epsilon, "scoring": scoring}
+        # The statistic numbers annotators by column; the report names them.
+        reason = re.sub(
+            r"annotator (\d+)", lambda m: f"annotator {names[int(m.group(1))]}", str(exc)
+        )
+        return {"refused": reason, "epsilon": epsilon, "scoring": scoring}
     return {
         "passed": r.passed,
         "winning_rate": num(r.winning_rate),

@@ -36,7 +36,7 @@ def gold(groups):
         for i, notes in enumerate(ROWS)
     )
     names = tuple(sorted({a for notes in ROWS for a in notes}))
-    return GoldSet("g", "g.jsonl", items, names, "hash", annotator_groups=groups)
+    return GoldSet("g", "g.jsonl", items, names, "0" * 64, annotator_groups=groups)
 
 
 GROUPS = {"experts": ("e1", "e2"), "crowd": ("c1", "c2", "c3")}
@@ -106,3 +106,19 @@ def test_a_group_naming_an_unknown_annotator_is_a_clear_error(tmp_path):
     assert "e9" in text and "experts" in text and "annotator_groups" in text
     ok = GoldSetConfig(id="g", path=path, annotator_groups={"experts": ["e1", "e2"]})
     assert load_gold_set(ok, path, LABELS).annotator_groups == {"experts": ("e1", "e2")}
+
+
+def test_groups_appear_in_metrics_json_and_validate():
+    import jsonschema
+    from test_score import SCHEMA
+
+    from harness.records import LabelRecord, Setup
+    from harness.score import score_run
+
+    records = [LabelRecord(setup="s", gold_set="g", item=f"i{i}", label="yes") for i in range(7)]
+    m = score_run([gold(GROUPS)], [Setup("s", "p", "m")], records, LABELS, n_boot=200)
+    jsonschema.validate({**m, "run_id": "r", "experiment": "e"}, SCHEMA)
+    gs = m["gold_sets"][0]
+    assert [g["group"] for g in gs["humans"]["annotator_groups"]] == ["experts", "crowd"]
+    rows = {g["group"]: g for g in gs["setups"][0]["annotator_groups"]}
+    assert rows["experts"]["accuracy"]["estimate"] == pytest.approx(5 / 6)

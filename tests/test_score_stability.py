@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import jsonschema
 import numpy as np
 import pytest
-from test_score import LABELS, gold_set, rec
+from test_score import LABELS, SCHEMA, gold_set, rec
 
 from harness.metrics.alt_test import alt_test
 from harness.predictions import CodedGoldSet
@@ -46,6 +47,7 @@ def test_samples_give_intra_prompt_stability_with_hand_counts():
     records = [rec("s", i, lab, sample=0) for i, lab in first.items()]
     records += [rec("s", i, lab, sample=1) for i, lab in second.items()]
     m = score_run([gold_set()], [Setup("s", "p", "m")], records, LABELS, n_boot=200)
+    jsonschema.validate({**m, "run_id": "r", "experiment": "e"}, SCHEMA)
     st = m["gold_sets"][0]["setups"][0]["stability"]
     assert st["runs"] == 2 and st["n_items"] == 6
     assert st["flip_rate"] == pytest.approx(2 / 6, abs=1e-6)
@@ -75,6 +77,7 @@ def test_paraphrase_groups_give_inter_prompt_stability():
         n_boot=200,
         prompt_groups={"pa": "para", "pb": "para"},
     )
+    jsonschema.validate({**m, "run_id": "r", "experiment": "e"}, SCHEMA)
     [block] = m["gold_sets"][0]["prompt_stability"]
     assert block["group"] == "para" and block["setups"] == ["pa@m", "pb@m"]
     assert block["flip_rate"] == pytest.approx(1 / 6, abs=1e-6)
@@ -88,6 +91,7 @@ def test_the_alt_test_is_refused_with_a_reason_on_a_small_gold_set():
     m = score_run([gold_set()], [Setup("s", "p", "m")], records, LABELS, n_boot=200)
     block = m["gold_sets"][0]["setups"][0]["alt_test"]
     assert "refused" in block and "30" in block["refused"]
+    assert "annotator a: 6" in block["refused"]  # named as in the gold set, not by column
 
 
 def big_gold(n: int, seed: int = 0) -> tuple[GoldSet, np.ndarray]:
@@ -118,6 +122,7 @@ def test_the_alt_test_block_matches_the_statistic_it_reports():
         n_boot=200,
         alt_test={"annotators": "crowd", "q": 0.05, "min_items": 30},
     )
+    jsonschema.validate({**m, "run_id": "r", "experiment": "e"}, SCHEMA)
     block = m["gold_sets"][0]["setups"][0]["alt_test"]
     coded = CodedGoldSet(gold, LABELS)
     direct = alt_test(coded.ratings, truth, 3, 0.1, q=0.05, min_items=30)
