@@ -345,11 +345,6 @@ def test_no_log_record_carries_the_key(srv, experiment, cache_dir, monkeypatch, 
     assert_no_trace_of_key(written_bytes(exp.runs_dir, cache_dir))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (runner/provider, not masked yet): a reply whose *content* echoes the key "
-    "is stored as `raw` in labels.jsonl and the cache",
-)
 def test_a_reply_that_echoes_the_key_as_its_answer_is_not_stored_verbatim(
     srv, experiment, cache_dir, monkeypatch
 ):
@@ -462,3 +457,35 @@ def test_the_boundary_is_the_checkout_named_on_the_command_line(srv, experiment,
     result = invoke("validate", str(checkout / "pr.yaml"))
     assert result.exit_code == 2, result.output
     assert "outside the project" in flat(result.output)
+
+
+def test_a_key_goes_to_a_custom_api_base_only_on_an_allowed_host(monkeypatch):
+    """A config names both the key variable and api_base: without an allow-list in the
+    environment, it could send any secret to a server of its choosing."""
+    from harness.config import ModelConfig
+    from harness.errors import UserError
+    from harness.providers.litellm_provider import check_key_destination
+
+    monkeypatch.delenv("PRELABEL_ALLOWED_API_HOSTS", raising=False)
+    evil = ModelConfig(
+        id="m", model="openai/x", api_base="https://collector.example.net/v1", api_key_env="K"
+    )
+    with pytest.raises(UserError) as err:
+        check_key_destination(evil)
+    assert "collector.example.net" in str(err.value)
+    assert "PRELABEL_ALLOWED_API_HOSTS" in str(err.value)
+    check_key_destination(ModelConfig(id="m", model="openai/x", api_base="http://127.0.0.1:8/v1"))
+    check_key_destination(ModelConfig(id="m", model="openai/x", api_key_env="K"))  # provider's
+    monkeypatch.setenv("PRELABEL_ALLOWED_API_HOSTS", "gpu.internal, collector.example.net")
+    check_key_destination(evil)
+
+
+def test_a_deeply_nested_replay_line_is_a_located_error(tmp_path):
+    from harness.errors import UserError
+    from harness.providers.replay import read_replay
+
+    path = tmp_path / "labels.jsonl"
+    path.write_text('{"id": "a", "label": "x"}\n' + "[" * 100_000 + "\n")
+    with pytest.raises(UserError) as err:
+        read_replay(path)
+    assert "labels.jsonl:2" in str(err.value) and "nested too deeply" in str(err.value)

@@ -11,6 +11,7 @@ import os
 import re
 import time
 from typing import Any
+from urllib.parse import urlparse
 
 from harness.config import ModelConfig
 from harness.errors import UserError
@@ -21,6 +22,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch pri
 
 
 def _litellm() -> Any:
+    if os.environ.get("LITELLM_LOG") == "":
+        del os.environ["LITELLM_LOG"]  # litellm fails to import with an empty log level
     import litellm
 
     litellm.suppress_debug_info = True
@@ -44,6 +47,7 @@ class LiteLLMProvider:
                     key=f"models.{cfg.id}.api_key_env",
                     hint=f"export {cfg.api_key_env}=... (keys never go in the config)",
                 )
+            check_key_destination(cfg)
             return key
         if cfg.api_base:
             return "sk-no-key"  # OpenAI-compatible local servers accept any key
@@ -96,6 +100,10 @@ class LiteLLMProvider:
         except (AttributeError, IndexError) as exc:
             raise ProviderError("bad_response", f"no choices in response: {exc}", True) from None
         usage = getattr(resp, "usage", None)
+        if content and self.api_key:
+            # A server (or a prompt-injected model) may echo the credentials in its answer;
+            # the reply is cached and written to labels.jsonl, so mask them first.
+            content = mask_secrets(content, self.api_key)
         return ProviderReply(
             content=content,
             token_logprobs=_token_logprobs(getattr(choice, "logprobs", None)),
@@ -121,6 +129,30 @@ class LiteLLMProvider:
 
 
 SECRET_ENV = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)
+
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def check_key_destination(cfg: ModelConfig) -> None:
+    """A config (perhaps from a pull request) names both the key variable and api_base: it
+    could send any secret in the environment to a server it chooses. A key goes to a
+    custom api_base only on this machine or on a host the environment allows
+    (PRELABEL_ALLOWED_API_HOSTS, comma-separated): a config cannot allow itself."""
+    if not cfg.api_base:
+        return  # the provider's own endpoint, chosen by litellm from the model string
+    host = (urlparse(cfg.api_base).hostname or "").lower()
+    allowed = {
+        h.strip().lower() for h in os.environ.get("PRELABEL_ALLOWED_API_HOSTS", "").split(",")
+    }
+    if host in LOCAL_HOSTS or host in allowed - {""}:
+        return
+    raise UserError.at(
+        f"model '{cfg.id}' would send ${cfg.api_key_env} to {host}, a host not allowed",
+        key=f"models.{cfg.id}.api_base",
+        hint=f"if {host} is yours, export PRELABEL_ALLOWED_API_HOSTS={host} (an environment "
+        "variable, so a config from a pull request cannot allow a host by itself)",
+    )
 
 
 def mask_secrets(text: str, secret: str | None = None) -> str:

@@ -34,6 +34,9 @@ def read_replay(path: Path) -> dict[str, tuple[object, float | None]]:
         except json.JSONDecodeError as exc:
             problems.append(Problem(f"invalid JSON: {exc.msg}", path, lineno))
             continue
+        except RecursionError:
+            problems.append(Problem("invalid JSON: nested too deeply", path, lineno))
+            continue
         if not isinstance(obj, dict) or "id" not in obj or "label" not in obj:
             problems.append(Problem("each line needs 'id' and 'label'", path, lineno))
             continue
