@@ -64,8 +64,9 @@ def run_audit(label_run: Path, reviews: Path, from_name: str | None = None) -> d
     # Several reviewers of one item: the first review in the export counts (documented).
     human: dict[str, str] = {}
     unknown = 0
+    known = {x["item"] for x in rows} | set(blind)
     for r in read_reviews(reviews, exp.task.type, labels, from_name=from_name):
-        if r["item"] not in blind and r["item"] not in {x["item"] for x in rows}:
+        if r["item"] not in known:
             unknown += 1
             continue
         human.setdefault(r["item"], r["label"])

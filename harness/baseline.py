@@ -26,6 +26,26 @@ from harness.task_config import STRUCTURED_TYPES
 BASELINE_VERSION = 1
 
 
+# The model entry's fields that change what a model answers; rpm, tpm, prices, the key's
+# variable name do not, and must not make a baseline incomparable.
+OUTPUT_FIELDS = (
+    "model",
+    "params",
+    "api_base",
+    "structured_output",
+    "logprobs",
+    "top_logprobs",
+    "confidence",
+    "mask_pii",
+)
+
+
+def model_identity(entry: dict[str, Any] | None) -> str:
+    """A digest of what about a model entry decides its labels."""
+    entry = entry or {}
+    return _digest({k: entry.get(k) for k in OUTPUT_FIELDS})
+
+
 def _digest(obj: Any) -> str:
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -76,7 +96,7 @@ def snapshot(ctx: RunContext) -> dict[str, Any]:
             model=setup.model_id,
             prompt_hash=ctx.manifest.prompt_hashes.get(setup.prompt_id or ""),
             few_shot=_digest(prompt.get("few_shot")) if prompt.get("few_shot") else None,
-            model_entry=_digest(models.get(setup.model_id)),
+            model_entry=model_identity(models.get(setup.model_id)),
             model_string=models.get(setup.model_id, {}).get("model"),
         )
     return {

@@ -60,7 +60,7 @@ def run_canary(
 ) -> dict[str, Any]:
     plan = prepare(config)
     exp = plan.resolved.experiment
-    n_items = items or exp.gate.canary_items
+    n_items = exp.gate.canary_items if items is None else items
     subset = {g.id: _subset([it.id for it in g.items], n_items) for g in plan.gold_sets}
     specs = [s for s in plan.specs if s.sample == 0 and s.item_id in subset[s.gold_set_id]]
     folder = Path(cache_dir or os.environ.get("PRELABEL_CACHE_DIR") or exp.run.cache_dir)
@@ -105,12 +105,8 @@ def run_canary(
         flips, failed, compared, examples = 0, 0, 0, []
         for spec in mine:
             new = by_key.get(spec.cache_key)
-            if (
-                new is None
-                or new.failure in {"timeout", "rate_limited", "connection"}
-                or (new.failure and new.failure.startswith("http_"))
-            ):
-                failed += 1
+            if new is None or (new.failure is not None and new.raw is None):
+                failed += 1  # no reply at all (timeout, outage...): not drift; parse failures are
                 continue
             old = to_record(
                 spec, stored[spec.cache_key], space, cached=True, attempts=0, started=0.0
@@ -144,5 +140,8 @@ def run_canary(
         "max_flip_rate": exp.gate.canary_max_flip_rate,
         "calls": len(asked),
         "setups": rows,
-        "verdict": "drift" if any(r["verdict"] == "drift" for r in rows) else "ok",
+        # Nothing compared is no evidence of health: say so, and exit 1 like drift.
+        "verdict": "drift"
+        if any(r["verdict"] == "drift" for r in rows)
+        else ("ok" if any(r["verdict"] == "ok" for r in rows) else "no data"),
     }

@@ -77,11 +77,15 @@ def label(
     for row in est["labels"]:
         p, naive = row["ppi"], row["naive_llm_only"]
         out.print(
-            f"  {row['label']}: {p['estimate']:.3f} [{p['low']:.3f}, {p['high']:.3f}] "
-            f"(n_gold={p['n_gold']}); LLM alone says {naive['estimate']:.3f} "
-            f"[{naive['low']:.3f}, {naive['high']:.3f}]",
+            f"  {row['label']}: {_iv(p)} (n_gold={p['n_gold']}); LLM alone says {_iv(naive)}",
             highlight=False,
         )
+
+
+def _iv(e: dict) -> str:
+    """An estimate with its interval; "–" where too few items made it undefined."""
+    f = lambda x: "–" if x is None else f"{x:.3f}"  # noqa: E731
+    return f"{f(e['estimate'])} [{f(e['low'])}, {f(e['high'])}]"
 
 
 def register(app: typer.Typer) -> None:

@@ -14,6 +14,7 @@ import typer
 
 from harness.cli_common import ConfigArg, err, fail, out
 from harness.errors import UserError
+from harness.regression import FAILING
 
 baseline_app = typer.Typer(no_args_is_help=True, help="Save a run as the baseline to gate on.")
 
@@ -135,7 +136,7 @@ def gate(
         )["verdict"]
     except UserError as exc:
         fail(exc)
-    raise typer.Exit(1 if verdict in ("fail", "changed") else 0)
+    raise typer.Exit(1 if verdict in FAILING else 0)
 
 
 def canary(
@@ -169,7 +170,9 @@ def canary(
         )
         for e in r["examples"]:
             out.print(f"  {e['item']}: stored {e['stored']!r}, now {e['now']!r}", highlight=False)
-    raise typer.Exit(1 if result["verdict"] == "drift" else 0)
+    if result["verdict"] == "no data":
+        err.print("[red]canary: nothing could be compared (no stored labels for this subset)[/]")
+    raise typer.Exit(0 if result["verdict"] == "ok" else 1)
 
 
 def register(app: typer.Typer) -> None:

@@ -43,7 +43,9 @@ def latest_evaluation(runs_dir: Path, experiment: str) -> Path:
             manifest = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if manifest.get("status") == "complete" and (d / "metrics.json").is_file():
+        # The glob also matches "<name>-v2" runs: the manifest says whose run it is.
+        same = manifest.get("config", {}).get("name") == experiment
+        if same and manifest.get("status") == "complete" and (d / "metrics.json").is_file():
             candidates.append(d)
     if not candidates:
         raise UserError.at(

@@ -16,7 +16,7 @@ HEADLINE = {
     "fail": "FAIL: a regression beyond noise and tolerance",
     "changed": "FAIL: the baseline is not comparable (a model or gold set changed)",
     "new": "PASS: only new setups, nothing to compare",
-    "removed": "PASS with warnings: setups were removed",
+    "removed": "FAIL: setups or gold sets of the baseline are missing from this run",
 }
 MAX_FLIPS_SHOWN = 30  # a PR comment must stay readable; the JSON has them all
 
@@ -42,8 +42,9 @@ def summary_markdown(result: dict[str, Any]) -> str:
     lines.append(
         f"Baseline run `{result.get('baseline_run')}`, this run `{result.get('candidate_run')}`. "
         "Changes are candidate minus baseline on the same gold items, with 95% paired "
-        "bootstrap intervals; a metric fails when the whole interval shows a drop larger "
-        "than its tolerance, or its lower bound is under its floor."
+        "bootstrap intervals; a metric fails when the interval of its drop excludes 0 and "
+        "the estimated drop is larger than its tolerance, or its lower bound is under its "
+        "floor; it warns when a drop larger than the tolerance cannot be ruled out."
     )
     lines.append("")
     rows = []
@@ -132,7 +133,7 @@ def write_junit(result: dict[str, Any], path: Path) -> None:
                 name=f["metric"],
             )
             reason = "; ".join(f.get("reasons", [])) or f.get("reason") or ""
-            if f["verdict"] in ("fail", "changed"):
+            if f["verdict"] in ("fail", "changed", "removed"):
                 failures += 1
                 ET.SubElement(case, "failure", message=reason or f["verdict"]).text = reason
             elif reason:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.baseline import model_identity
 from harness.cache import LabelCache
 from harness.deploy import Evaluation, choose, latest_evaluation, review_queue, route
 from harness.errors import UserError
@@ -70,11 +71,18 @@ def _check_unchanged(plan: Any, ev: Evaluation) -> None:
     now = template.content_hash if template is not None else None
     models_then = {m["id"]: m for m in manifest.get("config", {}).get("models", [])}
     model_now = plan.models[setup.model_id].model_dump(mode="json")
-    if models_then.get(setup.model_id) != model_now or then != now:
+    samples_then = manifest.get("config", {}).get("run", {}).get("samples", 1)
+    samples_now = plan.resolved.experiment.run.samples
+    if (
+        model_identity(models_then.get(setup.model_id)) != model_identity(model_now)
+        or then != now
+        or samples_then != samples_now  # with samples the confidence is another kind
+    ):
         raise UserError.at(
             f"setup '{ev.setup}' changed since evaluation run {ev.run_id}",
             file=plan.resolved.path,
-            hint="its threshold no longer applies: run `prelabel run` again first",
+            hint="its threshold no longer applies (prompt, model settings or run.samples "
+            "differ): run `prelabel run` again first",
         )
 
 

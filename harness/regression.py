@@ -19,7 +19,10 @@ from harness.config import GateConfig
 from harness.json_numbers import interval, num
 from harness.metrics.gate import MetricGate, gate_metric, gate_rate, kappa_metric
 
-VERDICT_ORDER = ["pass", "new", "removed", "warn", "changed", "fail"]  # worst last
+# Worst last. A setup missing from the run fails: renaming a setup must not turn its
+# regression into "removed + new".
+VERDICT_ORDER = ["pass", "new", "warn", "removed", "changed", "fail"]
+FAILING = ("removed", "changed", "fail")
 
 
 def _codes(values: list[str | None], labels: list[str]) -> np.ndarray:
@@ -69,7 +72,8 @@ def compare_snapshots(
                     "verdict": "new" if b is None else "removed",
                     "reason": "not in the baseline: nothing to compare with"
                     if b is None
-                    else "in the baseline but not in this run",
+                    else "in the baseline but not in this run: save a new baseline if the "
+                    "setup was removed or renamed on purpose",
                 }
             )
             continue
@@ -88,6 +92,15 @@ def compare_snapshots(
         for gid, cg in c["gold_sets"].items():
             rows.append(
                 _compare_gold(sid, gid, base, cand, b, cg, gate, boot, labels, texts, changes)
+            )
+        for gid in sorted(set(b["gold_sets"]) - set(c["gold_sets"])):
+            rows.append(
+                {
+                    "setup": sid,
+                    "gold_set": gid,
+                    "verdict": "removed",
+                    "reason": f"gold set '{gid}' is in the baseline but not in this run",
+                }
             )
     if notes:
         rows.append({"setup": "*", "verdict": "changed", "reason": "; ".join(notes)})

@@ -61,7 +61,7 @@ class GroupReferences:
                                 m.reliability_matrix(sub.ratings), "nominal", n_values=k
                             )
                         )
-                        if len(sub.gold.annotators) >= 2
+                        if int((sub.ratings >= 0).any(axis=0).sum()) >= 2
                         else None,
                         "n_items": int((per_item >= 2).sum()),
                     },

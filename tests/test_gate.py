@@ -153,3 +153,33 @@ def test_the_canary_bypasses_the_cache_and_flags_a_changed_model(srv, experiment
     calls = len(srv.requests)
     assert invoke("run", str(exp.config), "--quiet").exit_code == 0
     assert len(srv.requests) == calls
+
+
+def test_a_renamed_setup_fails_as_removed_and_settings_that_do_not_change_labels_pass(
+    srv, experiment, tmp_path
+):
+    exp = experiment(srv)
+    baseline = save_baseline(exp, tmp_path)
+    exp.data["models"][0]["rpm"] = 1000  # a rate limit changes no label
+    exp.rewrite()
+    result, summary, _ = gate(exp, baseline, tmp_path, "rpm")
+    assert result.exit_code == 0, summary
+    exp.data["prompts"][0]["id"] = "zs_renamed"  # its regression must not hide as "new"
+    exp.rewrite()
+    result, summary, junit = gate(exp, baseline, tmp_path, "renamed")
+    assert result.exit_code == 1
+    assert summary.startswith("## prelabel gate: FAIL: setups or gold sets of the baseline")
+    assert "| zs@fake |  | removed |" in summary and "| zs_renamed@fake |  | new |" in summary
+    assert junit.get("failures") == "1"
+
+
+def test_the_canary_says_no_data_when_every_call_fails(srv, experiment, tmp_path):
+    from conftest import Reply
+
+    exp = experiment(srv)
+    assert invoke("run", str(exp.config), "--quiet").exit_code == 0
+    srv.responder = lambda request_json, attempt: Reply(status=400, content="bad request")
+    result = invoke("canary", str(exp.config), "--items", "5", "--json", str(tmp_path / "c.json"))
+    assert result.exit_code == 1
+    [row] = json.loads((tmp_path / "c.json").read_text())["setups"]
+    assert row["verdict"] == "no data" and row["failed_calls"] == 5 and row["flips"] == 0

@@ -185,3 +185,43 @@ def test_budget_blind_share_and_audit_sample():
     assert len(review_queue(items, budget=3, blind_share=0, audit_share=0, seed=0)) == 3
     again = review_queue(items, budget=None, blind_share=0.25, audit_share=0.1, seed=3)
     assert [q["item"] for q in again] == [q["item"] for q in queue]  # seeded
+
+
+def test_more_samples_than_the_evaluation_had_is_refused(srv, experiment, tmp_path):
+    srv.responder = confident_labeler
+    exp = experiment(
+        srv,
+        model={"confidence": "auto", "structured_output": "off", "params": {"temperature": 0.7}},
+        extra={"report": {"bootstrap": 200, "seed": 0, "target_error": 0.4, "delta": 0.1}},
+    )
+    assert invoke("run", str(exp.config), "--quiet").exit_code == 0
+    exp.rewrite(samples=3)  # the confidence would become self-consistency
+    new = tmp_path / "new.jsonl"
+    new.write_text(json.dumps(NEW[0]) + "\n")
+    result = invoke("label", str(exp.config), "--input", str(new), "--setup", "zs@fake")
+    assert result.exit_code == 2 and "run.samples" in result.output
+
+
+def test_one_new_item_does_not_crash_the_pool_estimate(srv, experiment, tmp_path):
+    exp, _ = setup_experiment(srv, experiment, tmp_path)
+    one = tmp_path / "one.jsonl"
+    one.write_text(json.dumps(NEW[0]) + "\n")
+    result = invoke("label", str(exp.config), "--input", str(one))
+    assert result.exit_code == 0, result.output
+    assert "LLM alone says" in result.output
+
+
+def test_the_latest_evaluation_is_of_this_experiment_only(tmp_path):
+    from harness.deploy import latest_evaluation
+
+    for run_id, name in (
+        ("20260101-000000-sent-aaaa", "sent"),
+        ("20260102-000000-sent-v2-bbbb", "sent-v2"),
+    ):
+        d = tmp_path / run_id
+        d.mkdir()
+        (d / "manifest.json").write_text(
+            json.dumps({"status": "complete", "config": {"name": name}})
+        )
+        (d / "metrics.json").write_text("{}")
+    assert latest_evaluation(tmp_path, "sent").name == "20260101-000000-sent-aaaa"
