@@ -62,3 +62,21 @@ def test_the_files_the_workflow_names_exist_and_load():
     baseline = load_baseline(ROOT / env["BASELINE"])
     assert baseline["experiment"] == experiment.name
     assert set(baseline["gold_sets"]) == {g.id for g in experiment.gold_sets}
+
+
+def test_the_committed_baseline_still_compares_with_the_demo_config():
+    """A stale baseline would make the workflow's gate fail as "not comparable": its prompt
+    hashes, model identities and gold-set hash must match the config as it is now."""
+    from harness.baseline import model_identity
+    from harness.pipeline import prepare
+
+    env = workflow()["env"]
+    plan = prepare(ROOT / env["CONFIG"])
+    baseline = load_baseline(ROOT / env["BASELINE"])
+    models = {m.id: m.model_dump(mode="json") for m in plan.resolved.experiment.models}
+    for setup in plan.setups:
+        saved = baseline["setups"][setup.id]
+        assert saved["prompt_hash"] == plan.templates[setup.prompt_id].content_hash, setup.id
+        assert saved["model_entry"] == model_identity(models[setup.model_id]), setup.id
+    for gold in plan.gold_sets:
+        assert baseline["gold_sets"][gold.id]["content_hash"] == gold.content_hash
