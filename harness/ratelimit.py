@@ -114,17 +114,25 @@ class AIMD:
         return max(1, int(self.limit))
 
     async def acquire(self) -> int:
-        """Wait for a free slot; returns the epoch the request starts in."""
-        while self.active >= self.allowed:
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
-                raise
-        self.active += 1
+        """Wait for a free slot; returns the epoch the request starts in.
+
+        First come, first served: a freed slot is handed to the longest waiter (counted in
+        `active` at once), so a burst of releases wakes exactly as many waiters as there
+        are slots, instead of all of them re-checking and queueing again.
+        """
+        if self.active < self.allowed and not self._waiters:
+            self.active += 1
+            return self.epoch
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # the slot was handed over before the cancellation landed
+            elif waiter in self._waiters:
+                self._waiters.remove(waiter)
+            raise
         return self.epoch
 
     def release(self) -> None:
@@ -132,12 +140,11 @@ class AIMD:
         self._wake()
 
     def _wake(self) -> None:
-        free = self.allowed - self.active
-        while free > 0 and self._waiters:
+        while self.active < self.allowed and self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
+                self.active += 1  # handed over: the waiter resumes holding the slot
                 waiter.set_result(None)
-                free -= 1
 
     def on_rate_limited(self, epoch: int) -> bool:
         """A 429 for a request started in `epoch`: cut, unless one cut already answered it."""

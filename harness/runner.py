@@ -216,13 +216,46 @@ class Runner:
             for model_id in dict.fromkeys(s.model_id for s in pending):
                 if model_id not in self.providers:
                     self.providers[model_id] = make_provider(self.models[model_id], self.base)
+            by_model: dict[str, list[CallSpec]] = {}
+            for spec in pending:
+                by_model.setdefault(spec.model_id, []).append(spec)
             try:
-                await asyncio.gather(*(self._one(spec) for spec in pending))
+                await asyncio.gather(*(self._feed(specs) for specs in by_model.values()))
             finally:
                 self.totals.limits = self.gate.stats()
         if self._fatal:
             raise self._fatal
         return self.totals
+
+    async def _feed(self, specs: list[CallSpec]) -> None:
+        """One model's calls, in order, as tasks started a window at a time: enough to keep
+        every slot its limits allow busy, without a waiting task (and its retry state) per
+        call of a 100,000-item run held in memory from the start. Each model has its own
+        window, so a model held back by its limits never holds back another."""
+        free = asyncio.Semaphore(max(32, 2 * self.settings.concurrency))
+        running: set[asyncio.Task[None]] = set()
+        errors: list[BaseException] = []
+
+        def finished(task: asyncio.Task[None]) -> None:
+            running.discard(task)
+            free.release()
+            if not task.cancelled() and task.exception() is not None:
+                errors.append(task.exception())  # type: ignore[arg-type]
+
+        try:
+            for spec in specs:
+                await free.acquire()
+                if errors:
+                    break  # an unexpected error ends the run, as before
+                task = asyncio.ensure_future(self._one(spec))
+                running.add(task)
+                task.add_done_callback(finished)
+            await asyncio.gather(*running)
+            if errors:
+                raise errors[0]
+        finally:
+            for task in running:
+                task.cancel()
 
     async def _one(self, spec: CallSpec) -> None:
         if self._fatal or self.gate.stopped:

@@ -37,9 +37,7 @@ def source_row(
     correct = (pred[has] == ref[has]).astype(float)
     # The same binning and bootstrap as the calibration block, so the selected source's ECE
     # here equals the one there.
-    ece = m.bootstrap_items(
-        lambda idx: m.ece(conf[idx], correct[idx], n_bins=10, strategy="uniform"), n, **boot
-    )
+    ece = m.ece_ci(conf, correct, n_bins=10, strategy="uniform", **boot)
     row.update(
         ece=interval(ece),
         ece_equal_mass=num(m.ece(conf, correct, n_bins=10, strategy="quantile")),

@@ -45,9 +45,7 @@ def calibration_block(
         return None
     conf = preds.confidence[has]
     correct = (pred[has] == ref[has]).astype(float)
-    ece_iv = m.bootstrap_items(
-        lambda idx: m.ece(conf[idx], correct[idx], n_bins=10, strategy="uniform"), len(conf), **boot
-    )
+    ece_iv = m.ece_ci(conf, correct, n_bins=10, strategy="uniform", **boot)
     return {
         "n": int(has.sum()),
         "sources": dict(preds.sources),
@@ -58,11 +56,7 @@ def calibration_block(
         "ece_equal_mass": _num(m.ece(conf, correct, n_bins=10, strategy="quantile")),
         # ECE is biased upward on small n (Nixon et al. 2019): both binnings get an interval.
         "ece_equal_mass_interval": interval(
-            m.bootstrap_items(
-                lambda idx: m.ece(conf[idx], correct[idx], n_bins=10, strategy="quantile"),
-                len(conf),
-                **boot,
-            )
+            m.ece_ci(conf, correct, n_bins=10, strategy="quantile", **boot)
         ),
         "brier": _num(m.brier_top_label(conf, correct)),
         "log_loss": _num(m.log_loss_top_label(conf, correct)),

@@ -30,7 +30,7 @@ import numpy as np
 
 from harness.json_numbers import interval, num
 from harness.metrics.calibration import auroc, brier_top_label, ece, log_loss_top_label
-from harness.metrics.intervals import bootstrap_items
+from harness.metrics.intervals import ece_ci
 from harness.metrics.recalibration import METHODS, Recalibrator, cross_fit, fit_recalibrator
 from harness.report.markdown_format import fmt, fmt_iv, table
 
@@ -41,9 +41,7 @@ SELECTABLE = ("none", *METHODS)
 
 
 def _metrics(conf: np.ndarray, correct: np.ndarray, boot: dict[str, Any]) -> dict[str, Any]:
-    iv = bootstrap_items(
-        lambda idx: ece(conf[idx], correct[idx], n_bins=10, strategy="uniform"), conf.size, **boot
-    )
+    iv = ece_ci(conf, correct, n_bins=10, strategy="uniform", **boot)
     return {
         "ece": interval(iv),
         "ece_equal_mass": num(ece(conf, correct, n_bins=10, strategy="quantile")),

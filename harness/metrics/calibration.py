@@ -104,6 +104,105 @@ def ece(
     return float(np.abs(hit_sum - conf_sum).sum() / n)
 
 
+def ece_resampled(
+    confidence: np.ndarray,
+    correct: np.ndarray,
+    index: np.ndarray,
+    n_bins: int = 10,
+    strategy: str = "uniform",
+) -> np.ndarray:
+    """ECE of many resamples at once: row r of ``index`` (b, m) holds item positions, and
+    value r equals ``ece(confidence[index[r]], correct[index[r]], n_bins, strategy)``
+    (the same sums in the same order, so the same floats), without a Python loop per row.
+
+    For ``intervals.ece_ci``: a bootstrap then costs a few passes over the index matrix
+    instead of 1,000 calls (at 100,000 items, about 10x less).
+    """
+    conf, hit = _inputs(confidence, correct)
+    index = np.asarray(index)
+    if index.ndim != 2:
+        raise ValueError(f"index must be a 2-D array of item positions, got {index.shape}")
+    b, m = index.shape
+    if m == 0:
+        return np.full(b, np.nan)
+    if strategy == "uniform":  # each item's bin is fixed: (bin, hit) as one code per item
+        inner = _bin_edges(conf, n_bins, strategy)[1:-1]
+        code = np.searchsorted(inner, conf, side="left") * 2 + hit.astype(np.int64)
+    else:
+        _bin_edges(conf, n_bins, strategy)  # validates n_bins and strategy
+        order = np.argsort(conf, kind="stable")
+        ranked = conf[order]
+        rank = np.empty(conf.size, dtype=np.int64)
+        rank[order] = np.arange(conf.size)
+    out = np.empty(b)
+    step = max(1, _BLOCK_ELEMENTS // max(m, conf.size))  # rows per block: small temporaries
+    for lo in range(0, b, step):
+        rows = index[lo : lo + step]
+        r = rows.shape[0]
+        if strategy == "uniform":
+            key = code[rows]
+        else:
+            inner = _resample_quantiles(ranked, rank[rows], n_bins)
+            values = conf[rows]
+            # searchsorted(edges[1:-1], x, side="left") = how many inner edges lie below x
+            key = np.zeros((r, m), dtype=np.int64)
+            for j in range(n_bins - 1):
+                key += values > inner[:, j : j + 1]
+            key *= 2
+            key += hit.astype(np.int64)[rows]
+        key += np.arange(r, dtype=np.int64)[:, None] * (2 * n_bins)
+        key = key.ravel()
+        # Hits are 0/1: their sums per bin are counts, exactly as ece's float sums.
+        counts = np.bincount(key, minlength=r * n_bins * 2).reshape(r, n_bins, 2)
+        key >>= 1  # (row, bin): confidences summed per bin in item order, as ece sums them
+        conf_sum = np.bincount(key, weights=conf[rows].ravel(), minlength=r * n_bins)
+        hit_sum = counts[:, :, 1].astype(float)
+        out[lo : lo + r] = np.abs(hit_sum - conf_sum.reshape(r, n_bins)).sum(axis=1) / m
+    return out
+
+
+_BLOCK_ELEMENTS = 1 << 18
+
+
+def _resample_quantiles(ranked: np.ndarray, ranks: np.ndarray, n_bins: int) -> np.ndarray:
+    """The inner equal-mass edges of each resample: ``np.quantile(ranked[ranks[r]],
+    linspace(0, 1, n_bins + 1))[1:-1]`` for every row r (method "linear", the same
+    arithmetic, so the same floats), from the counts of each rank instead of a partition
+    of every row: the k-th smallest value of a resample is ``ranked[j]`` for the first
+    rank j whose cumulative count exceeds k."""
+    r, m = ranks.shape
+    n = ranked.size
+    counts = np.bincount(
+        (ranks + np.arange(r, dtype=np.int64)[:, None] * n).ravel(), minlength=r * n
+    )
+    cum = np.cumsum(counts.reshape(r, n), axis=1)
+    cum += np.arange(r, dtype=np.int64)[:, None] * m  # rows end at m: one sorted array
+    cum = cum.ravel()
+    # numpy's "linear" quantile: virtual index (m - 1) q, its floor and the next index
+    # (both the last one at or past m - 1), gamma = virtual index - floor, then _lerp.
+    virtual = (m - 1) * np.linspace(0.0, 1.0, n_bins + 1)[1:-1]
+    prev = np.floor(virtual)
+    nxt = prev + 1
+    last = virtual >= m - 1
+    prev[last] = nxt[last] = -1
+    gamma = virtual - prev
+    prev_i = np.where(prev < 0, m - 1, prev).astype(np.int64)
+    next_i = np.where(nxt < 0, m - 1, nxt).astype(np.int64)
+    offset = np.arange(r, dtype=np.int64)[:, None] * m
+    row_start = np.arange(r, dtype=np.int64)[:, None] * n
+
+    def order_statistic(k: np.ndarray) -> np.ndarray:
+        found = np.searchsorted(cum, (k[None, :] + offset).ravel(), side="right")
+        return ranked[found.reshape(r, -1) - row_start]
+
+    a, b = order_statistic(prev_i), order_statistic(next_i)
+    diff = b - a
+    out = a + diff * gamma
+    high = np.broadcast_to(gamma >= 0.5, out.shape)
+    out[high] = (b - diff * (1 - gamma))[high]
+    return out
+
+
 def brier_top_label(confidence: np.ndarray, correct: np.ndarray) -> float:
     """Top-label Brier score mean((confidence - correct)^2), in [0, 1]; lower is better.
 

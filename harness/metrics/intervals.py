@@ -16,14 +16,16 @@ its own never-matching category for kappa), items with reference -1 are dropped.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 from .accuracy import macro_f1_from_confusion, validate_codes
 from .agreement import kappa_from_confusion
-from .calibration import ece
+from .calibration import ece, ece_resampled
 
 # Upper bound on array elements materialised per chunk of replicates (~160 MB float64).
 _CHUNK_ELEMENTS = 20_000_000
@@ -273,7 +275,7 @@ def bootstrap_items(
     By default ``values_fn(index)`` gets one resample, a 1-D int array of item indices,
     and returns a float; it is called once per replicate (the estimate uses
     ``arange(n)``). With ``batched=True`` it gets an index matrix (b, n), one resample
-    per row, and returns (b,) values; matrices come in chunks of up to ~20M indices.
+    per row, and returns (b,) values; matrices come in chunks of up to ~4M indices.
     Either way the indices are drawn as one (chunk, n) matrix. With ``clusters`` whole
     clusters are drawn, so resample sizes vary; batched functions then get (1, m).
     """
@@ -291,9 +293,8 @@ def bootstrap_items(
     rng = np.random.default_rng(seed)
     parts = []
     if group is None:
-        chunk = max(1, _CHUNK_ELEMENTS // n)
-        for start in range(0, n_boot, chunk):
-            parts.append(evaluate(rng.integers(0, n, size=(min(chunk, n_boot - start), n))))
+        for index in _item_draws(n, n_boot, seed, rng):
+            parts.append(evaluate(index))
     else:
         order = np.argsort(group, kind="stable")
         sizes = np.bincount(group)
@@ -306,6 +307,39 @@ def bootstrap_items(
     return _percentile(estimate, np.concatenate(parts), n, level)
 
 
+def _item_draws(n: int, n_boot: int, seed: int, rng: np.random.Generator) -> Iterable[np.ndarray]:
+    """The resamples of ``bootstrap_items``: (chunk, n) index matrices from ``rng``, one
+    chunk at a time.
+
+    A report bootstraps several statistics of the same items with the same seed (so their
+    intervals use the same resamples); drawing them is a good part of the cost, so the
+    last draws are kept while they are small (read-only, so no caller can alter them).
+    """
+    key = (n, n_boot, seed)
+    if _DRAWS.get("key") == key:
+        return _DRAWS["draws"]
+    chunk = max(1, _ITEM_CHUNK_ELEMENTS // n)
+    draws = (
+        rng.integers(0, n, size=(min(chunk, n_boot - start), n))
+        for start in range(0, n_boot, chunk)
+    )
+    if n * n_boot > _DRAWS_KEPT_ELEMENTS:
+        return draws
+    kept = list(draws)
+    for index in kept:
+        index.flags.writeable = False
+    _DRAWS.clear()
+    _DRAWS.update(key=key, draws=kept)
+    return kept
+
+
+# Indices per chunk of item resamples (32 MB): numpy draws the same stream whatever the
+# chunk size, so this bounds memory without changing any interval.
+_ITEM_CHUNK_ELEMENTS = 4_000_000
+_DRAWS: dict = {}
+_DRAWS_KEPT_ELEMENTS = 5_000_000  # 40 MB: up to 5,000 items at 1,000 replicates
+
+
 def ece_ci(
     confidence: np.ndarray,
     correct: np.ndarray,
@@ -316,11 +350,33 @@ def ece_ci(
     level: float = 0.95,
     clusters: np.ndarray | None = None,
 ) -> Interval:
-    """ECE (``calibration.ece``) with a percentile bootstrap interval over items."""
+    """ECE (``calibration.ece``) with a percentile bootstrap interval over items.
+
+    The resamples are the ones ``bootstrap_items`` draws, evaluated all at once
+    (``calibration.ece_resampled``: the same values as ``ece`` on each resample). A report
+    asks for the same interval several times (calibration, confidence sources,
+    recalibration "before"): the last few results are kept, keyed by the inputs' bytes.
+    """
     conf, hit = np.asarray(confidence, dtype=float), np.asarray(correct)
     ece(conf, hit, n_bins, strategy)  # validate once before resampling
+    digest = hashlib.blake2b(conf.tobytes(), digest_size=16)
+    digest.update(hit.astype(float).tobytes())
+    if clusters is not None:
+        digest.update(repr(np.asarray(clusters).tolist()).encode())
+    key = (digest.hexdigest(), conf.size, n_bins, strategy, n_boot, seed, level)
+    if key in _ECE_MEMO:
+        _ECE_MEMO.move_to_end(key)
+        return _ECE_MEMO[key]
 
-    def values(index: np.ndarray) -> float:
-        return ece(conf[index], hit[index], n_bins, strategy)
+    def values(index: np.ndarray) -> np.ndarray:
+        return ece_resampled(conf, hit, index, n_bins, strategy)
 
-    return bootstrap_items(values, conf.size, n_boot, seed, level, clusters)
+    result = bootstrap_items(values, conf.size, n_boot, seed, level, clusters, batched=True)
+    _ECE_MEMO[key] = result
+    while len(_ECE_MEMO) > _ECE_MEMO_SIZE:
+        _ECE_MEMO.popitem(last=False)
+    return result
+
+
+_ECE_MEMO: OrderedDict[tuple, Interval] = OrderedDict()
+_ECE_MEMO_SIZE = 16
