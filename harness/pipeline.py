@@ -15,16 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from harness.cache import LabelCache
-from harness.config import Experiment, ResolvedExperiment, load_experiment
+from harness.config import Experiment, load_experiment
 from harness.decision import decide
 from harness.errors import UserError
-from harness.goldset import load_gold_set
 from harness.labelspace import LabelSpace
 from harness.manifest import build_manifest, new_run_id, now_iso
-from harness.plan import Plan, build_setups, make_plan
+from harness.plan import Plan, make_plan
 from harness.providers import Provider, make_provider
 from harness.providers.replay import replay_records
-from harness.records import LabelRecord, RunManifest
+from harness.records import GoldSet, LabelRecord, RunManifest, Setup
 from harness.report import write_reports
 from harness.runner import LabelSink, Runner, RunSettings, RunTotals
 from harness.score import score_run
@@ -128,22 +127,7 @@ def run_experiment(
         manifest.status = f"stopped: {totals.stopped}"
         write_json(run_dir / "manifest.json", manifest.model_dump(mode="json"))
         return RunResult(run_dir, manifest, None, totals)
-    metrics = score_run(
-        plan.gold_sets,
-        plan.setups,
-        records,
-        labels,
-        n_boot=exp.report.bootstrap,
-        task=exp.task,
-        target_error=exp.report.target_error,
-        delta=exp.report.delta,
-        recalibration=exp.report.recalibration,
-        alt_test=exp.report.alt_test.model_dump(),
-        prompt_groups={p.id: p.group for p in exp.prompts if p.group},
-        seed=exp.report.seed,
-        level=exp.report.level,
-    )
-    decide(metrics, exp)
+    metrics = score_experiment(exp, plan.gold_sets, plan.setups, records)
     metrics["run_id"] = run_id
     metrics["experiment"] = exp.name
     manifest.status = "complete"
@@ -167,37 +151,13 @@ def make_providers(plan: Plan, cache: LabelCache) -> dict[str, Provider]:
     return providers
 
 
-def rebuild_report(run_dir: Path) -> dict[str, Any]:
-    """`prelabel report RUN_DIR`: recompute metrics and reports from the run's own files."""
-    from harness.report import load_run
-
-    manifest, records = load_run(run_dir)
-    # Score with the config as it was at run time (stored in the manifest), not as it is now.
-    try:
-        experiment = Experiment.model_validate(manifest.config)
-    except ValueError as exc:
-        raise UserError.at(
-            f"the config stored in the manifest no longer validates: {str(exc).splitlines()[0]}",
-            file=run_dir / "manifest.json",
-            hint="the run was made by another prelabel version; rerun the experiment",
-        ) from None
-    resolved = ResolvedExperiment(experiment, Path(manifest.config_path), "")
-    exp = resolved.experiment
-    gold_sets = []
-    for cfg in exp.gold_sets:
-        gold = load_gold_set(
-            cfg, resolved.resolve(cfg.path), exp.task.label_names, LabelSpace(exp.task)
-        )
-        if gold.content_hash != manifest.gold_set_hashes.get(cfg.id):
-            raise UserError.at(
-                f"gold set '{cfg.id}' changed since run {manifest.run_id}",
-                file=gold.path,
-                hint="rerun the experiment to score the new gold set",
-            )
-        gold_sets.append(gold)
+def score_experiment(
+    exp: Experiment, gold_sets: list[GoldSet], setups: list[Setup], records: list[LabelRecord]
+) -> dict[str, Any]:
+    """Every statistic and the recommendation, with the config's report settings."""
     metrics = score_run(
         gold_sets,
-        build_setups(resolved),
+        setups,
         records,
         exp.task.label_names,
         n_boot=exp.report.bootstrap,
@@ -210,10 +170,19 @@ def rebuild_report(run_dir: Path) -> dict[str, Any]:
         seed=exp.report.seed,
         level=exp.report.level,
     )
-    decide(metrics, exp)
-    metrics["run_id"] = manifest.run_id
-    metrics["experiment"] = exp.name
-    write_reports(run_dir, manifest, metrics)
+    return decide(metrics, exp)
+
+
+def rebuild_report(run_dir: Path) -> dict[str, Any]:
+    """`prelabel report RUN_DIR`: recompute metrics and reports from the run's own files,
+    scored with the config as it was at run time (stored in the manifest)."""
+    from harness.runs import load_run_context
+
+    ctx = load_run_context(run_dir)
+    metrics = score_experiment(ctx.experiment, ctx.gold_sets, ctx.setups, ctx.records)
+    metrics["run_id"] = ctx.manifest.run_id
+    metrics["experiment"] = ctx.experiment.name
+    write_reports(run_dir, ctx.manifest, metrics)
     return metrics
 
 
