@@ -1,11 +1,13 @@
 """Cached rerun: `prelabel run` a second time, every label from the cache, reports included.
 
 A synthetic experiment (5,000 items x 2 prompts = 10,000 labels, 1,000 bootstrap
-replicates) is run once against the local fake server (bench/fake_server.py, no latency),
-which fills the label cache; then the same command again, timed as a whole process from
-start to exit: interpreter start, imports, validation and plan, 10,000 cache reads,
-labels.jsonl, scoring, decision, metrics.json, report.md and report.html. The fake server
-is stopped before the timed runs, so a label that was not cached would fail.
+replicates; the model gives log-probs, so every section of the report is computed:
+calibration, recalibration, auto-accept, ...) is run once against the local fake server
+(bench/fake_server.py, no latency), which fills the label cache; then the same command
+again, timed as a whole process from start to exit: interpreter start, imports,
+validation and plan, 10,000 cache reads, labels.jsonl, scoring, decision, metrics.json,
+report.md and report.html. The fake server is stopped before the timed runs, so a label
+that was not cached would fail.
 
 Target: <= 3 s wall.
 
@@ -58,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--profile", help="also run once under cProfile, writing this file")
+    parser.add_argument(
+        "--no-logprobs",
+        dest="logprobs",
+        action="store_false",
+        help="no confidences (no calibration, recalibration or auto-accept sections)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.items, args.repeats = min(args.items, 500), 1
@@ -73,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                 api_base=server.base_url,
                 prompts=args.prompts,
                 bootstrap=args.bootstrap,
+                logprobs=args.logprobs,
             )
             wall, rss, done = timed_subprocess(prelabel_cmd(config), cwd=tmp, env=env)
             if done.returncode != 0:
@@ -108,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
             TARGET_S,
             "<=",
             note=f"{labels:,} labels ({args.items:,} items x {args.prompts} prompts), "
-            f"{args.bootstrap} replicates; median of {args.repeats}",
+            f"{args.bootstrap} replicates, "
+            f"{'log-prob confidences' if args.logprobs else 'no confidences'}; "
+            f"median of {args.repeats}",
         ),
         Figure("peak RSS of the rerun", max(rsses), "MB", note="untargeted"),
     ]

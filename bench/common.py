@@ -111,16 +111,24 @@ class Figure:
         return "PASS" if ok else "MISS"
 
     def row(self) -> list[str]:
-        value = "n/a" if self.value is None else f"{self.value:,.3g}"
-        if self.value is not None and abs(self.value) >= 1000:
-            value = f"{self.value:,.0f}"
-        target = "" if self.target is None else f"{self.op} {self.target:g}"
-        return [self.name, f"{value} {self.unit}".strip(), target, self.verdict, self.note]
+        value = fmt_value(self.value, self.unit)
+        return [self.name, value, self.target_text, self.verdict, self.note]
+
+    @property
+    def target_text(self) -> str:
+        return "" if self.target is None else f"{self.op} {self.target:g}"
+
+
+def fmt_value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    text = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.3g}"
+    return f"{text} {unit}".strip()
 
 
 def print_table(rows: list[list[str]], header: list[str]) -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths))  # noqa: E731
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True))  # noqa: E731
     print(line(header))
     print(line(["-" * w for w in widths]))
     for r in rows:
@@ -137,7 +145,13 @@ def report(
     print()
     print(f"== {benchmark}  (load average now {load_avg()}, {os.cpu_count()} cores)")
     print_table([f.row() for f in figures], ["figure", "value", "target", "", "note"])
-    command = "python " + " ".join([str(Path(sys.argv[0]).resolve().relative_to(ROOT))] + sys.argv[1:])
+    argv, skip = [], False
+    for arg in sys.argv[1:]:  # the command to repeat it: without where the JSON went
+        if skip or arg == "--json":
+            skip = not skip and arg == "--json"
+            continue
+        argv.append(arg)
+    command = "python " + " ".join([str(Path(sys.argv[0]).resolve().relative_to(ROOT)), *argv])
     print(f"command: {command}")
     if getattr(args, "json", None):
         out = {
@@ -230,8 +244,11 @@ def write_experiment(
     bootstrap: int = 1000,
     extra: dict[str, Any] | None = None,
     seed: int = 0,
+    logprobs: bool = False,
 ) -> Path:
-    """A classification experiment in `root`: gold set, `prompts` templates, config."""
+    """A classification experiment in `root`: gold set, `prompts` templates, config.
+    With `logprobs`, the model is asked for log-probabilities (a confidence per label, so
+    the report has its calibration, recalibration and auto-accept sections)."""
     import yaml
 
     root.mkdir(parents=True, exist_ok=True)
@@ -246,6 +263,8 @@ def write_experiment(
         prompt_cfgs.append({"id": f"p{p}", "template": path.name})
     if models is None:
         models = [{"id": "fake", "model": "openai/fake-model", "api_base": api_base}]
+        if logprobs:
+            models[0]["logprobs"] = True
     data = {
         "name": "bench",
         "task": {"type": "classification", "labels": list(LABELS)},
@@ -306,7 +325,9 @@ class FakeServer:
                 self.proc.wait()
 
 
-def timed_subprocess(cmd: list[str], **kwargs: Any) -> tuple[float, int, subprocess.CompletedProcess]:
+def timed_subprocess(
+    cmd: list[str], **kwargs: Any
+) -> tuple[float, int, subprocess.CompletedProcess]:
     """Wall seconds and peak RSS (MB, from wait4's rusage) of one child process."""
     import tempfile
 

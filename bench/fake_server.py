@@ -3,8 +3,10 @@
 Run in its own process, so the server's CPU time is not taken from the client being
 measured (on 2 cores the in-thread tests/fake_openai.py server would share the client's
 GIL). It answers every request after `--latency` seconds with a keyword label
-("great" -> positive, "awful" -> negative, else neutral) and token usage, in the JSON shape
-of the OpenAI API. No request is logged or stored, so it runs in constant memory.
+("great" -> positive, "awful" -> negative, else neutral), token usage and, when asked
+(`logprobs: true`), the label token's log-probability with the other labels as its top
+alternatives, in the JSON shape of the OpenAI API. No request is logged or stored, so it
+runs in constant memory.
 
     python bench/fake_server.py --latency 0.05 [--port 0]
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import itertools
 import json
 import signal
@@ -25,15 +28,32 @@ from aiohttp import web
 
 RULES = (("great", "positive"), ("awful", "negative"))
 DEFAULT = "neutral"
+LABELS = ("positive", "negative", "neutral")
 
 
-def label_for(body: dict) -> str:
-    text = ""
+def user_text(body: dict) -> str:
     for message in reversed(body.get("messages") or []):
         if isinstance(message, dict) and message.get("role") == "user":
-            text = str(message.get("content") or "").lower()
-            break
-    return next((label for kw, label in RULES if kw in text), DEFAULT)
+            return str(message.get("content") or "")
+    return ""
+
+
+def label_for(text: str) -> str:
+    low = text.lower()
+    return next((label for kw, label in RULES if kw in low), DEFAULT)
+
+
+def logprobs_block(content: str, text: str, top_n: int) -> dict:
+    """One token (the label) with a log-prob that varies by item, and the other labels as
+    its alternatives: a confidence source like a real model's."""
+    h = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big") / 2**32
+    chosen = -0.02 - 1.0 * h  # p(label) between ~0.36 and ~0.98
+    rest = [label for label in LABELS if label != content]
+    alts = [(content, chosen)] + [(r, chosen - 1.0 - i) for i, r in enumerate(rest)]
+    entry = lambda t, lp: {"token": t, "logprob": lp, "bytes": list(t.encode())}  # noqa: E731
+    token = entry(content, chosen)
+    token["top_logprobs"] = [entry(t, lp) for t, lp in alts[:top_n]]
+    return {"content": [token], "refusal": None}
 
 
 def make_app(latency_s: float) -> web.Application:
@@ -43,7 +63,11 @@ def make_app(latency_s: float) -> web.Application:
         body = json.loads(await request.read())
         if latency_s > 0:
             await asyncio.sleep(latency_s)
-        content = label_for(body)
+        text = user_text(body)
+        content = label_for(text)
+        logprobs = None
+        if body.get("logprobs"):
+            logprobs = logprobs_block(content, text, int(body.get("top_logprobs") or 0))
         prompt_tokens = sum(
             len(str(m.get("content") or "")) // 4 + 3 for m in body.get("messages") or []
         )
@@ -56,7 +80,7 @@ def make_app(latency_s: float) -> web.Application:
                 {
                     "index": 0,
                     "message": {"role": "assistant", "content": content, "refusal": None},
-                    "logprobs": None,
+                    "logprobs": logprobs,
                     "finish_reason": "stop",
                 }
             ],

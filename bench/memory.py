@@ -1,7 +1,8 @@
 """Peak memory of a 100,000-item run: `prelabel run` in a child process, peak RSS from wait4.
 
-A synthetic experiment of 100,000 items x 1 prompt (1,000 bootstrap replicates) is run
-twice with the real CLI, each in its own process:
+A synthetic experiment of 100,000 items x 1 prompt (1,000 bootstrap replicates; the model
+gives log-probs, so every section of the report is computed) is run twice with the real
+CLI, each in its own process:
 
 - `calls`: every label called from the local fake server (bench/fake_server.py, no
   latency, in a separate process whose memory is not counted), concurrency 64, then
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                 api_base=server.base_url,
                 bootstrap=args.bootstrap,
                 concurrency=args.concurrency,
+                logprobs=True,
             )
             cmd = [sys.executable, "-m", "harness.cli", "run", str(config), "--quiet"]
             load = load_avg()

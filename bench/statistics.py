@@ -3,11 +3,11 @@
 A synthetic classification gold set (3 labels, 3 annotators, loaded and validated by
 prelabel's own loader) and one label record per item and setup (about 70% right, with a
 log-prob confidence and label distribution, as the local model writes them) are built
-first, untimed. Timed: `harness.score.score_run` (every metric with its bootstrap interval,
-calibration, recalibration, auto-accept, slices, stability, alt-test, comparisons of all
-setup pairs) plus `harness.decision.decide` -- what `prelabel run` and `prelabel report`
-compute between the labels and the reports. The report files are timed separately
-(`--reports`), not against the target.
+first, untimed. Timed: `harness.pipeline.score_experiment`, the one call `prelabel run`
+and `prelabel report` make between the labels and the reports: `score_run` (every metric
+with its bootstrap interval, calibration, recalibration, auto-accept, slices, stability,
+alt-test, comparisons of all setup pairs) then `decide`. The report files are timed
+separately (`--reports`), not against the target.
 
 Target: <= 10 s wall.
 
@@ -107,11 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         args.items, args.setups = min(args.items, 10_000), min(args.setups, 3)
 
     from harness.config import load_experiment
-    from harness.decision import decide
     from harness.goldset import load_gold_set
     from harness.labelspace import LabelSpace
+    from harness.pipeline import score_experiment
     from harness.plan import build_setups
-    from harness.score import score_run
 
     with workdir("statistics", args.keep) as tmp:
         t0 = time.perf_counter()
@@ -146,22 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             prof = cProfile.Profile()
             prof.enable()
         start = time.perf_counter()
-        metrics = score_run(
-            [gold],
-            setups,
-            records,
-            exp.task.label_names,
-            n_boot=exp.report.bootstrap,
-            task=exp.task,
-            target_error=exp.report.target_error,
-            delta=exp.report.delta,
-            recalibration=exp.report.recalibration,
-            alt_test=exp.report.alt_test.model_dump(),
-            prompt_groups={p.id: p.group for p in exp.prompts if p.group},
-            seed=exp.report.seed,
-            level=exp.report.level,
-        )
-        decide(metrics, exp)
+        metrics = score_experiment(exp, [gold], setups, records)
         elapsed = time.perf_counter() - start
         if args.profile:
             prof.disable()
@@ -169,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         load_after = load_avg()
         figures = [
             Figure(
-                "score_run + decide",
+                "score_experiment (score_run + decide)",
                 elapsed,
                 "s",
                 TARGET_S,

@@ -167,7 +167,7 @@ def run(
     try:
         with progress or _Null():
             result = run_experiment(
-                config, runs_dir=runs_dir, cache_dir=cache_dir, on_record=on_record
+                config, runs_dir=runs_dir, cache_dir=cache_dir, on_record=on_record, plan=plan
             )
     except UserError as exc:
         fail(exc)

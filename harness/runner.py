@@ -120,7 +120,7 @@ def to_record(
         confidences["verbalized"] = parsed.confidence
     # The auto choice, as before `confidences` existed: log-probs first, else verbalized.
     confidence, source = next(((v, k) for k, v in confidences.items()), (None, None))
-    return LabelRecord(
+    record = LabelRecord(
         setup=spec.setup_id,
         gold_set=spec.gold_set_id,
         item=spec.item_id,
@@ -146,6 +146,13 @@ def to_record(
         provider_model=reply.provider_model,
         cache_key=spec.cache_key,
     )
+    # Every field was given, so every record's set of given fields is the same: share one
+    # (pydantic keeps a set of 24 names per record, 2.2 kB, more than the record itself;
+    # 220 MB of a 100,000-item run). Adding a name to it is a no-op, so sharing is safe.
+    return LabelRecord.model_construct(_fields_set=_ALL_FIELDS, **record.__dict__)
+
+
+_ALL_FIELDS = set(LabelRecord.model_fields)
 
 
 def failure_record(
@@ -219,6 +226,12 @@ class Runner:
             by_model: dict[str, list[CallSpec]] = {}
             for spec in pending:
                 by_model.setdefault(spec.model_id, []).append(spec)
+            # Local models block while they compute: inline (faster) when nothing else runs.
+            active = [self.providers[model_id] for model_id in by_model]
+            alone = all(hasattr(p, "inline") for p in active)
+            for provider in active:
+                if hasattr(provider, "inline"):
+                    provider.inline = alone  # type: ignore[attr-defined]
             try:
                 await asyncio.gather(*(self._feed(specs) for specs in by_model.values()))
             finally:

@@ -1,7 +1,8 @@
 """In-process llama.cpp on a GGUF file: the no-API-key default.
 
 llama.cpp is not thread-safe and already uses every core it is given, so calls to one
-model run one at a time in a worker thread (the event loop stays free for other models).
+model run one at a time: in a worker thread while other models have calls to make (the
+event loop stays free for them), else on the event loop's thread, which is faster.
 """
 
 from __future__ import annotations
@@ -82,8 +83,16 @@ class LocalProvider:
                 self._locks.setdefault(self.path, threading.Lock())
             return self._models[key]
 
+    # Set by the runner when local models are the only ones with calls to make: the event
+    # loop then has nothing else to serve while a call runs, and llama.cpp runs it about a
+    # quarter faster on the calling thread than in a worker thread (2 cores, n_threads 2;
+    # docs/benchmarks.md). With a remote model in the same run, calls go to a thread.
+    inline = False
+
     async def complete(self, spec: CallSpec, timeout_s: float) -> ProviderReply:
         # No timeout can interrupt llama.cpp mid-call; the call is bounded by max_tokens.
+        if self.inline:
+            return self._complete_sync(spec)
         return await asyncio.to_thread(self._complete_sync, spec)
 
     def _complete_sync(self, spec: CallSpec) -> ProviderReply:
