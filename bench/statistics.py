@@ -36,8 +36,9 @@ from bench.common import LABELS, Figure, base_parser, load_avg, report, workdir,
 TARGET_S = 10.0
 
 
-def synthetic_records(gold, setups, seed: int = 0) -> list:
-    """One record per item and setup, as a fresh run of a local model would write it."""
+def synthetic_records(gold, setups, seed: int = 0, confidence: bool = True) -> list:
+    """One record per item and setup, as a fresh run of a local model would write it
+    (without `confidence`: as a model that gives no log-probs, so no calibration)."""
     from harness.records import LabelRecord
 
     rng = np.random.default_rng(seed)
@@ -77,14 +78,18 @@ def synthetic_records(gold, setups, seed: int = 0) -> list:
             label = LABELS[pred[i]]
             c = float(conf[i])
             rest = (1.0 - c) / (k - 1)
+            if not confidence:
+                c, probs = None, None
+            else:
+                probs = {x: (c if x == label else rest) for x in LABELS}
             records.append(
                 LabelRecord.model_construct(
                     label=label,
                     parse_method="exact",
                     confidence=c,
-                    confidence_source="logprobs",
-                    confidences={"logprobs": c},
-                    label_probs={x: (c if x == label else rest) for x in LABELS},
+                    confidence_source="logprobs" if confidence else None,
+                    confidences={"logprobs": c} if confidence else None,
+                    label_probs=probs,
                     raw=f'{{"label": "{label}"}}',
                     **common,
                 )
@@ -99,6 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument(
         "--recalibration", default="none", choices=["none", "temperature", "platt", "isotonic"]
+    )
+    parser.add_argument(
+        "--no-confidence",
+        dest="confidence",
+        action="store_false",
+        help="records without confidences: no calibration, recalibration or auto-accept",
     )
     parser.add_argument("--reports", action="store_true", help="also time the report files")
     parser.add_argument("--profile", help="write a cProfile of the timed part here")
@@ -133,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             LabelSpace(exp.task),
         )
         setups = build_setups(resolved)
-        records = synthetic_records(gold, setups)
+        records = synthetic_records(gold, setups, confidence=args.confidence)
         print(
             f"{len(gold.items):,} items x {len(setups)} setups = {len(records):,} records, "
             f"{args.bootstrap} replicates, recalibration {args.recalibration} "
@@ -158,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
                 "s",
                 TARGET_S,
                 "<=",
-                note=f"{args.items:,} items x {args.setups} setups, {args.bootstrap} replicates",
+                note=f"{args.items:,} items x {args.setups} setups, {args.bootstrap} replicates"
+                + ("" if args.confidence else ", no confidences"),
             )
         ]
         details = {"seconds": elapsed, "load_avg_after": load_after}

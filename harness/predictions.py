@@ -94,6 +94,21 @@ def _item_sources(recs: list[LabelRecord], mode: str) -> dict[str, float]:
     return out
 
 
+def _single_sources(r: LabelRecord) -> dict[str, float]:
+    """`_item_sources([r], r.label)` for one labelled sample, without its per-item sets and
+    means: most runs take one sample per item, and this runs once per item and setup."""
+    if r.confidence is None:
+        return {}
+    if r.confidences is None:  # written before `confidences`: only the auto choice
+        source = r.confidence_source
+        out = {} if source is None else {source: float(r.confidence)}
+    else:
+        out = {name: float(c) for name, c in r.confidences.items() if c is not None}
+    if "logprobs" in out and r.label_probs and r.label in r.label_probs:
+        out["logprobs"] = float(r.label_probs[r.label])
+    return out
+
+
 def _both_orders(first: np.ndarray, second: np.ndarray, consistent: np.ndarray) -> np.ndarray:
     """Pairwise: the mean of both orders' confidences; none for a conflict turned tie."""
     both = ~np.isnan(first) & ~np.isnan(second)
@@ -118,22 +133,28 @@ class ItemPredictions:
 
     def __init__(self, coded: CodedGoldSet, records: Iterable[LabelRecord], source: str = "auto"):
         by_item: dict[int, list[LabelRecord]] = defaultdict(list)
+        index = coded.index
         for r in records:
-            if r.item in coded.index:
-                by_item[coded.index[r.item]].append(r)
+            i = index.get(r.item)
+            if i is not None:
+                by_item[i].append(r)
         self.records = [r for recs in by_item.values() for r in recs]
         self.labels = coded.labels
         self.source = source
         self.sources: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()
-        self.samples = max((sum(not r.swapped for r in v) for v in by_item.values()), default=0)
+        swapped = any(r.swapped for r in self.records)
+        self.samples = max(
+            (sum(not r.swapped for r in v) if swapped else len(v) for v in by_item.values()),
+            default=0,
+        )
         self.pred, table, auto_from = self._modes(coded, by_item, swapped=False)
         if source == "auto":
             self.sources.update(name for name in auto_from if name is not None)
         elif source in table:
             self.sources[source] = int((~np.isnan(table[source])).sum())
         self.original = self.swapped = None
-        if any(r.swapped for r in self.records):
+        if swapped:
             self.original = self.pred
             self.swapped, table_swapped, _ = self._modes(coded, by_item, swapped=True)
             self.pred, consistent = m.combine_orders(self.original, self.swapped)
@@ -162,8 +183,21 @@ class ItemPredictions:
         pred = np.full(n, -1, dtype=np.int64)
         table: dict[str, np.ndarray] = {"auto": np.full(n, np.nan)}
         auto_from: list[str | None] = [None] * n
+        code = coded.code
         for i in range(n):
-            recs = [r for r in by_item.get(i, []) if r.swapped == swapped]
+            recs = by_item.get(i)
+            if recs is not None and len(recs) == 1:  # one sample: the mode is its label
+                r = recs[0]
+                if r.swapped != swapped or r.label not in code:
+                    continue
+                pred[i] = code[r.label]
+                for name, value in _single_sources(r).items():
+                    _column(table, name, n)[i] = value
+                if r.confidence is not None:
+                    table["auto"][i] = r.confidence
+                    auto_from[i] = r.confidence_source or "unknown"
+                continue
+            recs = [r for r in recs or () if r.swapped == swapped]
             votes = Counter(coded.code[r.label] for r in recs if r.label in coded.code)
             if not votes:
                 continue
@@ -171,13 +205,21 @@ class ItemPredictions:
             # The mode; ties go to the label listed first in the task (deterministic).
             pred[i] = min(c for c, v in votes.items() if v == top)
             for name, value in _item_sources(recs, coded.labels[pred[i]]).items():
-                table.setdefault(name, np.full(n, np.nan))[i] = value
+                _column(table, name, n)[i] = value
             if len(recs) > 1:
                 table["auto"][i], auto_from[i] = top / len(recs), "self_consistency"
             elif recs[0].confidence is not None:
                 table["auto"][i] = recs[0].confidence
                 auto_from[i] = recs[0].confidence_source or "unknown"
         return pred, table, auto_from
+
+
+def _column(table: dict[str, np.ndarray], name: str, n: int) -> np.ndarray:
+    """table[name], created NaN-filled on first use (not `setdefault`, which would build a
+    new n-long array for every item)."""
+    if name not in table:
+        table[name] = np.full(n, np.nan)
+    return table[name]
 
 
 def _rank(source: str) -> int:

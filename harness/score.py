@@ -211,8 +211,11 @@ def score_gold_set(
     for setup in setups:
         preds = ItemPredictions(coded, records_of(setup.id), source=setup.confidence)
         predictions[setup.id] = preds.pred
+        # Deploy blocks first: the recalibration block bootstraps every ECE interval of the
+        # setup on one set of resamples, which the calibration block then reuses.
+        deploy = deploy_blocks(coded, preds, decision, boot, slices, groups)
         block = setup_block(coded, setup, preds, boot["n_boot"], boot["seed"], boot["level"])
-        block.update(deploy_blocks(coded, preds, decision, boot, slices, groups))
+        block.update(deploy)
         if task_type == "ordinal":
             block["ordinal"] = tasks.ordinal_setup(coded, preds, boot)
         elif lengths is not None:

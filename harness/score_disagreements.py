@@ -8,6 +8,8 @@ import json
 import math
 from typing import Any
 
+import numpy as np
+
 from harness.predictions import CodedGoldSet, ItemPredictions
 
 TEXT_LIMIT = 2000  # characters per item: 500 long documents would make a report of megabytes
@@ -35,13 +37,13 @@ def disagreements(coded: CodedGoldSet, preds: ItemPredictions, limit: int = 500)
     has no label), ordered answered-with-confidence by confidence descending, then answered
     without a confidence, then failed; the first `limit` of them with their text."""
     labels = coded.labels
+    items = coded.gold.items
+    reference, predicted = coded.reference, preds.pred
     rows = []
-    for i, item in enumerate(coded.gold.items):
-        ref, pred = int(coded.reference[i]), int(preds.pred[i])
-        if ref < 0 or pred == ref:
-            continue
+    for i in np.flatnonzero((reference >= 0) & (predicted != reference)).tolist():
         conf = float(preds.confidence[i])
-        rows.append((i, item, ref, pred, None if math.isnan(conf) else round(conf, 6)))
+        shown = None if math.isnan(conf) else round(conf, 6)
+        rows.append((i, items[i], int(reference[i]), int(predicted[i]), shown))
 
     def order(row: tuple[Any, ...]) -> tuple[int, float, int]:
         i, _, _, pred, conf = row

@@ -30,7 +30,7 @@ import numpy as np
 
 from harness.json_numbers import interval, num
 from harness.metrics.calibration import auroc, brier_top_label, ece, log_loss_top_label
-from harness.metrics.intervals import ece_ci
+from harness.metrics.intervals import Interval, ece_ci, ece_ci_many
 from harness.metrics.recalibration import METHODS, Recalibrator, cross_fit, fit_recalibrator
 from harness.report.markdown_format import fmt, fmt_iv, table
 
@@ -40,8 +40,10 @@ ISOTONIC_MIN_ITEMS = 1000
 SELECTABLE = ("none", *METHODS)
 
 
-def _metrics(conf: np.ndarray, correct: np.ndarray, boot: dict[str, Any]) -> dict[str, Any]:
-    iv = ece_ci(conf, correct, n_bins=10, strategy="uniform", **boot)
+def _metrics(
+    conf: np.ndarray, correct: np.ndarray, boot: dict[str, Any], iv: Interval | None = None
+) -> dict[str, Any]:
+    iv = iv or ece_ci(conf, correct, n_bins=10, strategy="uniform", **boot)
     return {
         "ece": interval(iv),
         "ece_equal_mass": num(ece(conf, correct, n_bins=10, strategy="quantile")),
@@ -104,6 +106,7 @@ def recalibration_block(
     seed = int(boot.get("seed", 0))
     methods = []
     losses = {}
+    oofs = []
     for method in METHODS:
         whole = fit_recalibrator(method, c, hit, p, ref)
         oof, per_fold = cross_fit(method, c, hit, FOLDS, seed, p, ref, return_recalibrators=True)
@@ -112,18 +115,20 @@ def recalibration_block(
         odd = sorted({r.note for r in per_fold if r.note})
         notes += [f"in some training folds: {x}" for x in odd if x != whole.note]
         methods.append(
-            {
-                "method": method,
-                "params": whole.to_json(),
-                "after": _metrics(oof, hit, boot),
-                "note": "; ".join(notes) or None,
-            }
+            {"method": method, "params": whole.to_json(), "note": "; ".join(notes) or None}
         )
+        oofs.append(oof)
+    # Every ECE interval of these items on one set of resamples: before (both binnings,
+    # for the calibration block too), and every method's after.
+    asks = [(c, hit, "uniform"), (c, hit, "quantile")] + [(oof, hit, "uniform") for oof in oofs]
+    before, _, *afters = ece_ci_many(asks, 10, **boot)
+    for block, oof, iv in zip(methods, oofs, afters, strict=True):
+        block["after"] = _metrics(oof, hit, boot, iv)
     return {
         "n": n,
         "folds": FOLDS,
         "selected": selected,
-        "before": _metrics(c, hit, boot),
+        "before": _metrics(c, hit, boot, before),
         "methods": methods,
         # Lowest out-of-fold log loss (a proper scoring rule); ties go to the simpler method.
         "best": min(METHODS, key=lambda k: losses[k]),

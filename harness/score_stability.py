@@ -43,6 +43,9 @@ def _agreement(a: RunAgreement) -> dict[str, Any]:
 
 def samples_matrix(coded: CodedGoldSet, records: Iterable[LabelRecord]) -> np.ndarray | None:
     """(items x samples) label codes of the unswapped samples; None with fewer than 2."""
+    records = list(records)
+    if not any(r.sample for r in records):  # one sample per item (most runs): nothing to do
+        return None
     rows: dict[int, dict[int, int]] = defaultdict(dict)
     for r in records:
         if r.swapped or r.item not in coded.index:

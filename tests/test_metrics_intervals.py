@@ -221,7 +221,31 @@ def test_ece_ci_equals_bootstrap_items_over_ece():
     assert ci.low < ci.estimate < ci.high and ci.n_boot == 300
     # the way a caller bootstraps a scalar statistic: one 1-D index array per replicate
     by_hand = bootstrap_items(lambda idx: ece(conf[idx], correct[idx]), 400, 300, seed=1)
-    assert ci == by_hand
+    # The same resamples; the sums run in another order (a matrix product), so a few ulps.
+    assert (ci.n, ci.n_boot, ci.level) == (by_hand.n, by_hand.n_boot, by_hand.level)
+    for got, want in (
+        (ci.estimate, by_hand.estimate),
+        (ci.low, by_hand.low),
+        (ci.high, by_hand.high),
+    ):
+        assert got == pytest.approx(want, rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("clustered", [False, True])
+def test_uniform_ece_of_many_pairs_from_multiplicities_equals_ece_per_resample(clustered):
+    from harness.metrics.calibration import ece_resampled, ece_resampled_many
+
+    rng = np.random.default_rng(8)
+    n = 500
+    hit = rng.random(n) < 0.6
+    confs = [rng.uniform(0, 1, n), np.round(rng.uniform(0.3, 1, n), 1)]  # values on edges too
+    index = rng.integers(0, n, size=(1, 730)) if clustered else rng.integers(0, n, size=(50, n))
+    many = ece_resampled_many([(c, hit, "uniform") for c in confs], index, 10)
+    assert many.shape == (index.shape[0], 2)
+    for k, c in enumerate(confs):
+        np.testing.assert_allclose(many[:, k], ece_resampled(c, hit, index, 10), rtol=1e-12)
+        for r in range(min(5, index.shape[0])):  # and ece itself on the drawn items
+            assert many[r, k] == pytest.approx(ece(c[index[r]], hit[index[r]]), rel=1e-12)
 
 
 def test_bootstrap_items_scalar_and_batched_modes_agree():
@@ -263,3 +287,49 @@ def test_hundred_thousand_items_and_thousand_replicates():
     assert kappa.low < kappa.estimate < kappa.high
     paired = paired_difference_ci(y_true, pred_a, pred_b, k, "macro_f1", n_boot=1000)
     assert paired.low < paired.estimate < paired.high and paired.width < 0.01
+
+
+@pytest.mark.parametrize("clustered", [False, True])
+def test_ece_ci_many_equals_separate_ece_ci_calls(clustered):
+    """One set of resamples for several ECE intervals: the same intervals as one call each."""
+    from harness.metrics import intervals
+
+    rng = np.random.default_rng(3)
+    n = 300
+    hit = (rng.random(n) < 0.7).astype(float)
+    confs = [rng.uniform(0.3, 1.0, n), np.clip(rng.normal(0.7, 0.1, n), 0, 1)]
+    clusters = rng.integers(0, 60, n) if clustered else None
+    boot = {"n_boot": 200, "seed": 5, "level": 0.9, "clusters": clusters}
+    intervals._ECE_MEMO.clear()
+    asks = [(c, hit, strategy) for c in confs for strategy in ("uniform", "quantile")]
+    many = intervals.ece_ci_many(asks, 10, **boot)
+    intervals._ECE_MEMO.clear()
+    one = [
+        intervals.ece_ci(c, hit, 10, strategy, **boot)
+        for c in confs
+        for strategy in ("uniform", "quantile")
+    ]
+    for got, want in zip(many, one, strict=True):  # the same up to the order of summation
+        assert (got.n, got.n_boot, got.level) == (want.n, want.n_boot, want.level)
+        assert [got.estimate, got.low, got.high] == pytest.approx(
+            [want.estimate, want.low, want.high], rel=1e-12
+        )
+    assert len({(iv.low, iv.high) for iv in many}) == 4  # four different intervals
+    with pytest.raises(ValueError, match="same items"):
+        intervals.ece_ci_many([(confs[0], hit, "uniform"), (confs[1][:-1], hit[:-1], "uniform")])
+
+
+@pytest.mark.parametrize("shape", ["items", "clusters", "ties"])
+def test_equal_mass_ece_of_each_resample_equals_ece_on_the_drawn_items(shape):
+    from harness.metrics.calibration import ece_resampled
+
+    rng = np.random.default_rng(21)
+    n = 400
+    conf = rng.uniform(0.2, 1, n)
+    if shape == "ties":  # many equal confidences: edges fall on values and bins merge
+        conf = np.round(conf * 4) / 4
+    hit = rng.random(n) < conf
+    index = rng.integers(0, n, size=(1, 617) if shape == "clusters" else (40, n))
+    got = ece_resampled(conf, hit, index, 10, "quantile")
+    want = [ece(conf[row], hit[row], 10, "quantile") for row in index]
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-14)

@@ -244,3 +244,28 @@ def test_slices_by_meta_and_the_direction_of_disagreement() -> None:
     bias = {x["label"]: x for x in block["label_bias"]}
     assert bias["pos"]["excess"] == 4 and bias["neg"]["excess"] == -4
     assert bias["pos"]["excess_share"] == pytest.approx(0.4)
+
+
+def test_one_sample_fast_path_equals_the_general_mode_and_sources():
+    """ItemPredictions takes a shortcut for items with one sample; it must give what the
+    general per-item code gives, for every shape of record a run or a replay writes."""
+    import itertools
+
+    from harness.predictions import _item_sources, _single_sources
+
+    labels = ["positive", "negative", "neutral"]
+    shapes = itertools.product(
+        ["positive", "other", None],  # label: allowed, not allowed, none
+        [None, 0.7],  # confidence
+        [None, {}, {"logprobs": 0.7}, {"verbalized": 0.9, "logprobs": 0.6}, {"replay": 0.3}],
+        [None, "logprobs", "verbalized"],  # confidence_source
+        [None, {"positive": 0.65, "negative": 0.2}, {"negative": 0.5}],  # label_probs
+    )
+    for label, conf, confs, source, probs in shapes:
+        r = LabelRecord(
+            setup="s", gold_set="g", item="i", label=label, confidence=conf,
+            confidences=confs, confidence_source=source, label_probs=probs,
+        )  # fmt: skip
+        if label not in labels:
+            continue
+        assert _single_sources(r) == _item_sources([r], label), (conf, confs, source, probs)

@@ -113,7 +113,8 @@ def ece_resampled(
 ) -> np.ndarray:
     """ECE of many resamples at once: row r of ``index`` (b, m) holds item positions, and
     value r equals ``ece(confidence[index[r]], correct[index[r]], n_bins, strategy)``
-    (the same sums in the same order, so the same floats), without a Python loop per row.
+    (uniform: the same sums in the same order, so the same floats; quantile: up to the
+    order of summation), without a Python loop per row.
 
     For ``intervals.ece_ci``: a bootstrap then costs a few passes over the index matrix
     instead of 1,000 calls (at 100,000 items, about 10x less).
@@ -129,27 +130,13 @@ def ece_resampled(
         inner = _bin_edges(conf, n_bins, strategy)[1:-1]
         code = np.searchsorted(inner, conf, side="left") * 2 + hit.astype(np.int64)
     else:
-        _bin_edges(conf, n_bins, strategy)  # validates n_bins and strategy
-        order = np.argsort(conf, kind="stable")
-        ranked = conf[order]
-        rank = np.empty(conf.size, dtype=np.int64)
-        rank[order] = np.arange(conf.size)
+        return ece_resampled_many([(conf, hit, strategy)], index, n_bins)[:, 0]
     out = np.empty(b)
     step = max(1, _BLOCK_ELEMENTS // max(m, conf.size))  # rows per block: small temporaries
     for lo in range(0, b, step):
         rows = index[lo : lo + step]
         r = rows.shape[0]
-        if strategy == "uniform":
-            key = code[rows]
-        else:
-            inner = _resample_quantiles(ranked, rank[rows], n_bins)
-            values = conf[rows]
-            # searchsorted(edges[1:-1], x, side="left") = how many inner edges lie below x
-            key = np.zeros((r, m), dtype=np.int64)
-            for j in range(n_bins - 1):
-                key += values > inner[:, j : j + 1]
-            key *= 2
-            key += hit.astype(np.int64)[rows]
+        key = code[rows]
         key += np.arange(r, dtype=np.int64)[:, None] * (2 * n_bins)
         key = key.ravel()
         # Hits are 0/1: their sums per bin are counts, exactly as ece's float sums.
@@ -164,18 +151,104 @@ def ece_resampled(
 _BLOCK_ELEMENTS = 1 << 18
 
 
-def _resample_quantiles(ranked: np.ndarray, ranks: np.ndarray, n_bins: int) -> np.ndarray:
-    """The inner equal-mass edges of each resample: ``np.quantile(ranked[ranks[r]],
-    linspace(0, 1, n_bins + 1))[1:-1]`` for every row r (method "linear", the same
-    arithmetic, so the same floats), from the counts of each rank instead of a partition
-    of every row: the k-th smallest value of a resample is ``ranked[j]`` for the first
-    rank j whose cumulative count exceeds k."""
-    r, m = ranks.shape
-    n = ranked.size
-    counts = np.bincount(
-        (ranks + np.arange(r, dtype=np.int64)[:, None] * n).ravel(), minlength=r * n
-    )
-    cum = np.cumsum(counts.reshape(r, n), axis=1)
+def ece_resampled_many(
+    asks: list[tuple[np.ndarray, np.ndarray, str]], index: np.ndarray, n_bins: int = 10
+) -> np.ndarray:
+    """ECE of several (confidence, correct, strategy) of the same items on many resamples:
+    value [r, k] equals ``ece(conf_k[index[r]], correct_k[index[r]], n_bins, strategy_k)``
+    up to the order of summation (a few ulps).
+
+    Equal-width: each resample becomes a row of item multiplicities W (how often each
+    item was drawn), built once for all such asks; every ask's per-bin sums of (hit -
+    confidence) are then one matrix product W @ M in BLAS, M holding each item's hit -
+    confidence in its bin's column. At 100,000 items several times faster than binning
+    every drawn index again for each ask. Equal-mass: ``_ece_equal_mass_resampled``.
+    """
+    index = np.asarray(index)
+    if index.ndim != 2:
+        raise ValueError(f"index must be a 2-D array of item positions, got {index.shape}")
+    checked = [(*_inputs(c, h), strategy) for c, h, strategy in asks]
+    n = checked[0][0].size if checked else 0
+    if any(c.size != n for c, _, _ in checked):
+        raise ValueError("every ask must hold the same items")
+    for conf, _, strategy in checked:
+        _bin_edges(conf, n_bins, strategy)  # validates n_bins and strategy
+    b, m = index.shape
+    k = len(checked)
+    if m == 0 or not checked:
+        return np.full((b, k), np.nan)
+    uniform = [j for j, (_, _, strategy) in enumerate(checked) if strategy == "uniform"]
+    inner = _bin_edges(checked[0][0], n_bins, "uniform")[1:-1]
+    cells = np.zeros((n, len(uniform) * n_bins))
+    for col, j in enumerate(uniform):
+        conf, hit, _ = checked[j]
+        cells[np.arange(n), col * n_bins + np.searchsorted(inner, conf, side="left")] = hit - conf
+    out = np.empty((b, k))
+    for j, (conf, hit, strategy) in enumerate(checked):
+        if strategy == "quantile":
+            out[:, j] = _ece_equal_mass_resampled(conf, hit, index, n_bins)
+    if not uniform:
+        return out
+    step = max(1, min(b, _W_BLOCK_ELEMENTS // n))  # rows of W per block (16 MB of float64)
+    weights = np.empty((step, n))  # reused: a fresh array per block costs page faults
+    for lo in range(0, b, step):
+        rows = index[lo : lo + step]
+        r = rows.shape[0]
+        w = weights[:r]
+        for j in range(r):
+            w[j] = np.bincount(rows[j], minlength=n)
+        sums = (w @ cells).reshape(r, len(uniform), n_bins)
+        out[lo : lo + r, uniform] = np.abs(sums).sum(axis=2) / m
+    return out
+
+
+_W_BLOCK_ELEMENTS = 1 << 21
+
+
+def _ece_equal_mass_resampled(
+    conf: np.ndarray, hit: np.ndarray, index: np.ndarray, n_bins: int
+) -> np.ndarray:
+    """Equal-mass ECE of each resample, worked in rank order: a resample is how often each
+    item (sorted by confidence) was drawn; its equal-mass edges come from the running
+    count, and since bins are ranges of confidence, each bin is a range of ranks whose
+    sum of (hit - confidence) is a difference of one running sum. A few passes over the
+    counts instead of binning every drawn item against every edge. Small blocks of rows:
+    the running sums then stay in the processor's cache."""
+    b, m = index.shape
+    n = conf.size
+    order = np.argsort(conf, kind="stable")
+    ranked = conf[order]
+    gap = (hit - conf)[order]
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    out = np.empty(b)
+    step = max(1, _BLOCK_ELEMENTS // max(m, n))
+    for lo in range(0, b, step):
+        rows = rank[index[lo : lo + step]]
+        r = rows.shape[0]
+        counts = np.bincount(
+            (rows + np.arange(r, dtype=np.int64)[:, None] * n).ravel(), minlength=r * n
+        ).reshape(r, n)
+        inner = _resample_quantiles(ranked, counts, m, n_bins)
+        # A value lies in the bin of how many inner edges are below it (ece's searchsorted
+        # side="left"): the ranks up to the last value <= an edge end that edge's bin.
+        ends = np.searchsorted(ranked, inner.ravel(), side="right").reshape(r, n_bins - 1)
+        bounds = np.concatenate([np.zeros((r, 1), np.int64), ends, np.full((r, 1), n)], axis=1)
+        running = np.zeros((r, n + 1))
+        np.cumsum(counts * gap, axis=1, out=running[:, 1:])
+        sums = np.diff(np.take_along_axis(running, bounds, axis=1), axis=1)
+        out[lo : lo + r] = np.abs(sums).sum(axis=1) / m
+    return out
+
+
+def _resample_quantiles(ranked: np.ndarray, counts: np.ndarray, m: int, n_bins: int) -> np.ndarray:
+    """The inner equal-mass edges of each resample: ``np.quantile(resample, linspace(0, 1,
+    n_bins + 1))[1:-1]`` for every row of ``counts`` (r, n: how often each rank was drawn,
+    m draws a row; method "linear", the same arithmetic, so the same floats), without a
+    partition of every row: the k-th smallest value of a resample is ``ranked[j]`` for
+    the first rank j whose cumulative count exceeds k."""
+    r, n = counts.shape
+    cum = np.cumsum(counts, axis=1)
     cum += np.arange(r, dtype=np.int64)[:, None] * m  # rows end at m: one sorted array
     cum = cum.ravel()
     # numpy's "linear" quantile: virtual index (m - 1) q, its floor and the next index

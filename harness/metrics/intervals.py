@@ -25,7 +25,7 @@ import numpy as np
 
 from .accuracy import macro_f1_from_confusion, validate_codes
 from .agreement import kappa_from_confusion
-from .calibration import ece, ece_resampled
+from .calibration import ece, ece_resampled_many
 
 # Upper bound on array elements materialised per chunk of replicates (~160 MB float64).
 _CHUNK_ELEMENTS = 20_000_000
@@ -280,16 +280,30 @@ def bootstrap_items(
     clusters are drawn, so resample sizes vary; batched functions then get (1, m).
     """
     _check_common(n_boot, level)
-    group = _cluster_ids(clusters, n)
     if n == 0:
+        _cluster_ids(clusters, n)
         return Interval(float("nan"), float("nan"), float("nan"), 0, 0, level)
 
     def evaluate(index: np.ndarray) -> np.ndarray:
         if batched:
-            return np.asarray(values_fn(index), dtype=float).reshape(-1)
-        return np.array([values_fn(row) for row in index], dtype=float)
+            return np.asarray(values_fn(index), dtype=float).reshape(-1, 1)
+        return np.array([values_fn(row) for row in index], dtype=float).reshape(-1, 1)
 
-    estimate = float(evaluate(np.arange(n)[None, :])[0])
+    estimate, replicates = _replicates(evaluate, n, n_boot, seed, clusters)
+    return _percentile(float(estimate[0]), replicates[:, 0], n, level)
+
+
+def _replicates(
+    evaluate: Callable[[np.ndarray], np.ndarray],
+    n: int,
+    n_boot: int,
+    seed: int,
+    clusters: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The estimates (k,) and replicates (n_boot, k) of k statistics of the same n items on
+    the same resamples: ``evaluate(index)`` maps an index matrix (b, m) to values (b, k)."""
+    group = _cluster_ids(clusters, n)
+    estimate = evaluate(np.arange(n)[None, :])[0]
     rng = np.random.default_rng(seed)
     parts = []
     if group is None:
@@ -304,7 +318,7 @@ def bootstrap_items(
             lengths = sizes[drawn]
             offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
             parts.append(evaluate(order[np.repeat(starts[drawn], lengths) + offsets][None, :]))
-    return _percentile(estimate, np.concatenate(parts), n, level)
+    return estimate, np.concatenate(parts)
 
 
 def _item_draws(n: int, n_boot: int, seed: int, rng: np.random.Generator) -> Iterable[np.ndarray]:
@@ -320,7 +334,7 @@ def _item_draws(n: int, n_boot: int, seed: int, rng: np.random.Generator) -> Ite
         return _DRAWS["draws"]
     chunk = max(1, _ITEM_CHUNK_ELEMENTS // n)
     draws = (
-        rng.integers(0, n, size=(min(chunk, n_boot - start), n))
+        rng.integers(0, n, size=(min(chunk, n_boot - start), n), dtype=_index_type(n))
         for start in range(0, n_boot, chunk)
     )
     if n * n_boot > _DRAWS_KEPT_ELEMENTS:
@@ -331,6 +345,11 @@ def _item_draws(n: int, n_boot: int, seed: int, rng: np.random.Generator) -> Ite
     _DRAWS.clear()
     _DRAWS.update(key=key, draws=kept)
     return kept
+
+
+def _index_type(n: int) -> type:
+    """32-bit indices where they fit: numpy draws them about three times faster."""
+    return np.uint32 if n < 2**32 else np.int64
 
 
 # Indices per chunk of item resamples (32 MB): numpy draws the same stream whatever the
@@ -357,25 +376,64 @@ def ece_ci(
     asks for the same interval several times (calibration, confidence sources,
     recalibration "before"): the last few results are kept, keyed by the inputs' bytes.
     """
-    conf, hit = np.asarray(confidence, dtype=float), np.asarray(correct)
-    ece(conf, hit, n_bins, strategy)  # validate once before resampling
-    digest = hashlib.blake2b(conf.tobytes(), digest_size=16)
-    digest.update(hit.astype(float).tobytes())
-    if clusters is not None:
-        digest.update(repr(np.asarray(clusters).tolist()).encode())
-    key = (digest.hexdigest(), conf.size, n_bins, strategy, n_boot, seed, level)
-    if key in _ECE_MEMO:
+    asks = [(confidence, correct, strategy)]
+    return ece_ci_many(asks, n_bins, n_boot, seed, level, clusters)[0]
+
+
+def ece_ci_many(
+    asks: list[tuple[np.ndarray, np.ndarray, str]],
+    n_bins: int = 10,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    clusters: np.ndarray | None = None,
+) -> list[Interval]:
+    """``ece_ci`` of several (confidence, correct, strategy) of the same items, in order.
+
+    Same intervals as separate ``ece_ci`` calls (same seed, so the same resamples; up to
+    the order of summation), but the resamples are drawn once for all, and every
+    equal-width ECE is one matrix product on them: at 100,000 items drawing 1,000
+    resamples costs more than evaluating one ECE on them.
+    """
+    keyed = []
+    for confidence, correct, strategy in asks:
+        conf, hit = np.asarray(confidence, dtype=float), np.asarray(correct)
+        ece(conf, hit, n_bins, strategy)  # validate once before resampling
+        digest = hashlib.blake2b(conf.tobytes(), digest_size=16)
+        digest.update(hit.astype(float).tobytes())
+        if clusters is not None:
+            digest.update(repr(np.asarray(clusters).tolist()).encode())
+        key = (digest.hexdigest(), conf.size, n_bins, strategy, n_boot, seed, level)
+        keyed.append((key, conf, hit, strategy))
+    sizes = {conf.size for _, conf, _, _ in keyed}
+    if len(sizes) > 1:
+        raise ValueError(f"every pair must hold the same items, got sizes {sorted(sizes)}")
+    todo = {key: (conf, hit, strategy) for key, conf, hit, strategy in keyed}
+    todo = {key: ask for key, ask in todo.items() if key not in _ECE_MEMO}
+    if todo:
+        n = sizes.pop()
+        _check_common(n_boot, level)
+
+        asked = list(todo.values())
+
+        def evaluate(index: np.ndarray) -> np.ndarray:
+            return ece_resampled_many(asked, index, n_bins)
+
+        if n == 0:
+            _cluster_ids(clusters, n)
+            for key in todo:
+                _ECE_MEMO[key] = Interval(float("nan"), float("nan"), float("nan"), 0, 0, level)
+        else:
+            estimate, replicates = _replicates(evaluate, n, n_boot, seed, clusters)
+            for j, key in enumerate(todo):
+                _ECE_MEMO[key] = _percentile(float(estimate[j]), replicates[:, j], n, level)
+    out = []
+    for key, *_ in keyed:
         _ECE_MEMO.move_to_end(key)
-        return _ECE_MEMO[key]
-
-    def values(index: np.ndarray) -> np.ndarray:
-        return ece_resampled(conf, hit, index, n_bins, strategy)
-
-    result = bootstrap_items(values, conf.size, n_boot, seed, level, clusters, batched=True)
-    _ECE_MEMO[key] = result
+        out.append(_ECE_MEMO[key])
     while len(_ECE_MEMO) > _ECE_MEMO_SIZE:
         _ECE_MEMO.popitem(last=False)
-    return result
+    return out
 
 
 _ECE_MEMO: OrderedDict[tuple, Interval] = OrderedDict()

@@ -233,21 +233,63 @@ def _fit_platt(c: np.ndarray, hit: np.ndarray) -> Recalibrator:
             [np.mean(r * s), np.mean(r)]
         )
 
-    res = minimize(
-        nll,
-        x0=np.array([1.0, 0.0]),
-        jac=True,
-        method="L-BFGS-B",
-        bounds=[(-_SLOPE_CAP, _SLOPE_CAP), (None, None)],
-        options={"ftol": 1e-15, "gtol": 1e-11, "maxiter": 10_000},
-    )
-    a_std, b_std = (float(v) for v in res.x)
+    w = _newton_logistic(s, hit)
+    if w is None:  # no interior optimum within the cap (e.g. separable): bounded search
+        res = minimize(
+            nll,
+            x0=np.array([1.0, 0.0]),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[(-_SLOPE_CAP, _SLOPE_CAP), (None, None)],
+            options={"ftol": 1e-15, "gtol": 1e-11, "maxiter": 10_000},
+        )
+        w = res.x
+    a_std, b_std = (float(v) for v in w)
     note = None
     if abs(a_std) >= _SLOPE_CAP * (1 - 1e-9):
         note = "confidence separates right from wrong perfectly: slope capped (no finite MLE)"
     elif a_std < 0:
         note = "negative slope: higher confidence goes with more errors"
     return Recalibrator("platt", a=a_std / sd, b=b_std - a_std * mu / sd, n=n, note=note)
+
+
+def _newton_logistic(s: np.ndarray, hit: np.ndarray) -> np.ndarray | None:
+    """The maximum-likelihood (slope, intercept) of hit ~ sigmoid(slope * s + intercept) by
+    Newton's method with step halving: a handful of passes over the items where a
+    quasi-Newton search takes hundreds (a second per fit at 100,000 items). None when it
+    does not settle inside the slope cap (separable data has no finite optimum)."""
+    w = np.array([1.0, 0.0])
+
+    def nll(v: np.ndarray) -> float:
+        eta = v[0] * s + v[1]
+        return float(np.mean(np.logaddexp(0.0, eta) - hit * eta))
+
+    current = nll(w)
+    for _ in range(100):
+        p = expit(w[0] * s + w[1])
+        r, q = p - hit, p * (1.0 - p)
+        grad = np.array([np.mean(r * s), np.mean(r)])
+        qs = q * s
+        hess = np.array([[np.mean(qs * s), np.mean(qs)], [np.mean(qs), np.mean(q)]])
+        try:
+            step = np.linalg.solve(hess, grad)
+        except np.linalg.LinAlgError:
+            return None
+        t = 1.0
+        while t > 1e-10:  # halve until the log loss does not rise (Newton can overshoot)
+            trial = w - t * step
+            value = nll(trial)
+            if value <= current:
+                break
+            t /= 2
+        else:
+            return None
+        w, current = trial, value
+        if abs(w[0]) >= _SLOPE_CAP:
+            return None
+        if np.max(np.abs(t * step)) < 1e-12 or np.max(np.abs(grad)) < 1e-13:
+            return w
+    return None
 
 
 def _isotonic_thresholds(c: np.ndarray, hit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
