@@ -42,7 +42,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import t as student_t
+from scipy.special import stdtr  # Student's t CDF (scipy.stats.t.cdf, without its import)
 
 from .accuracy import validate_codes
 from .agreement import item_label_counts
@@ -145,7 +145,7 @@ def one_sided_t_test(differences: np.ndarray, epsilon: float) -> tuple[float, fl
         return (math.inf if mean > epsilon else math.nan), 1.0
     se = float(d.std(ddof=1)) / math.sqrt(d.size)
     t = (mean - epsilon) / se
-    return t, float(student_t.cdf(t, d.size - 1))
+    return t, float(stdtr(d.size - 1, t))
 
 
 def _resolve_epsilon(epsilon: float | str) -> float:

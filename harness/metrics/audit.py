@@ -55,7 +55,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import beta, norm
+from scipy.special import betaincinv, ndtri  # beta.ppf and norm.ppf of scipy.stats
 
 from .accuracy import validate_codes
 
@@ -148,7 +148,7 @@ class Audit:
 def _z(level: float) -> float:
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    return float(norm.ppf(0.5 + level / 2.0))
+    return float(ndtri(0.5 + level / 2.0))
 
 
 def _counts(count: int, n: int) -> tuple[int, int]:
@@ -182,8 +182,8 @@ def clopper_pearson_interval(count: int, n: int, level: float = 0.95) -> Proport
     if n == 0:
         return Proportion(NAN, NAN, NAN, 0, 0, level, "clopper-pearson")
     tail = (1.0 - level) / 2.0
-    low = 0.0 if count == 0 else float(beta.ppf(tail, count, n - count + 1))
-    high = 1.0 if count == n else float(beta.ppf(1.0 - tail, count + 1, n - count))
+    low = 0.0 if count == 0 else float(betaincinv(count, n - count + 1, tail))
+    high = 1.0 if count == n else float(betaincinv(count + 1, n - count, 1.0 - tail))
     return Proportion(count / n, low, high, count, n, level, "clopper-pearson")
 
 

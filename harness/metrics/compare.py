@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import binomtest, norm
+from scipy.special import bdtr, ndtri  # no scipy.stats: 0.45 s of every CLI start
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,9 @@ def mcnemar_exact(
         raise ValueError(f"correct_a and correct_b differ in length: {a.shape} vs {bb.shape}")
     b = int(np.count_nonzero(a & ~bb))
     c = int(np.count_nonzero(~a & bb))
-    p = 1.0 if b + c == 0 else float(binomtest(b, b + c, 0.5).pvalue)
+    # Exact two-sided binomial test at 1/2 (scipy.stats.binomtest): symmetric, so twice
+    # the smaller tail, at most 1.
+    p = 1.0 if b + c == 0 else min(1.0, 2.0 * float(bdtr(min(b, c), b + c, 0.5)))
     return McNemar(b=b, c=c, n=int(a.size), p_value=min(1.0, p))
 
 
@@ -135,7 +137,7 @@ def minimum_detectable_difference(
     if not 0.0 < power < 1.0:
         raise ValueError(f"power must be in (0, 1), got {power}")
     se = se_accuracy_difference(b, c, n)
-    return float((norm.ppf(1.0 - alpha / 2.0) + norm.ppf(power)) * se)
+    return float((ndtri(1.0 - alpha / 2.0) + ndtri(power)) * se)
 
 
 def can_tell_apart(ci_low: float, ci_high: float) -> bool:

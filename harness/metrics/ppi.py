@@ -45,7 +45,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import norm
+from scipy.special import ndtri  # the normal quantile (scipy.stats.norm.ppf)
 
 from .accuracy import validate_codes
 
@@ -107,7 +107,7 @@ def _samples(y_gold, f_gold, f_unlabeled) -> tuple[np.ndarray, np.ndarray, np.nd
 def _check_level(level: float) -> float:
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    return float(norm.ppf(0.5 + level / 2.0))
+    return float(ndtri(0.5 + level / 2.0))
 
 
 def _normal(estimate: float, var: float, n: int, N: int, lam: float, level: float) -> Estimate:

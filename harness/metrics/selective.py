@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import binom
+from scipy.special import bdtr  # the binomial CDF (scipy.stats.binom.cdf)
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,7 +107,7 @@ def risk_coverage(confidence: np.ndarray, correct: np.ndarray) -> RiskCoverage:
 
 def ltt_p_value(errors: int | np.ndarray, n_accepted: int | np.ndarray, alpha: float):
     """Binomial p-value BinomCDF(errors; n_accepted, alpha); 1 when nothing is accepted."""
-    return binom.cdf(errors, n_accepted, alpha)
+    return bdtr(errors, n_accepted, alpha)
 
 
 def min_accepted_to_pass(alpha: float, delta: float) -> int:
