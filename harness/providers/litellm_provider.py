@@ -165,12 +165,28 @@ def check_key_destination(cfg: ModelConfig) -> None:
 def mask_secrets(text: str, secret: str | None = None) -> str:
     """Replace the configured key and every secret-looking environment value (litellm may
     have picked up OPENAI_API_KEY and friends by itself) before text is written anywhere."""
-    values = {v for k, v in os.environ.items() if SECRET_ENV.search(k) and len(v) >= 8}
+    values = _secret_env_values()
     if secret:
         values.add(secret)
     for value in sorted(values, key=len, reverse=True):
         text = text.replace(value, "[secret]")
     return text
+
+
+def _secret_env_values() -> set[str]:
+    """Values of the secret-looking environment variables, read now (a rotated key is
+    masked too). Which names look secret is remembered per set of names: matching the
+    pattern against every name took most of a call's masking (0.2 ms, every answer)."""
+    names = frozenset(os.environ)
+    secret_names = _SECRET_NAMES.get(names)
+    if secret_names is None:
+        secret_names = tuple(k for k in names if SECRET_ENV.search(k))
+        _SECRET_NAMES.clear()
+        _SECRET_NAMES[names] = secret_names
+    return {v for k in secret_names if len(v := os.environ.get(k, "")) >= 8}
+
+
+_SECRET_NAMES: dict[frozenset[str], tuple[str, ...]] = {}
 
 
 def classify(exc: Exception, litellm: Any, secret: str | None = None) -> ProviderError:
