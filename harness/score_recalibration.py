@@ -30,7 +30,8 @@ import numpy as np
 
 from harness.json_numbers import interval, num
 from harness.metrics.calibration import auroc, brier_top_label, ece, log_loss_top_label
-from harness.metrics.intervals import Interval, ece_ci, ece_ci_many
+from harness.metrics.ece_intervals import ece_ci, ece_ci_many
+from harness.metrics.intervals import Interval
 from harness.metrics.recalibration import METHODS, Recalibrator, cross_fit, fit_recalibrator
 from harness.report.markdown_format import fmt, fmt_iv, table
 

@@ -292,7 +292,7 @@ def test_hundred_thousand_items_and_thousand_replicates():
 @pytest.mark.parametrize("clustered", [False, True])
 def test_ece_ci_many_equals_separate_ece_ci_calls(clustered):
     """One set of resamples for several ECE intervals: the same intervals as one call each."""
-    from harness.metrics import intervals
+    from harness.metrics import ece_intervals as intervals
 
     rng = np.random.default_rng(3)
     n = 300

@@ -33,13 +33,12 @@ from .agreement import (
     soft_labels,
 )
 from .calibration import Bin, auroc, brier_top_label, ece, log_loss_top_label, reliability_bins
+from .ece_intervals import ece_ci, ece_ci_many
 from .intervals import (
     Interval,
     accuracy_ci,
     bootstrap_items,
     bootstrap_table_stat,
-    ece_ci,
-    ece_ci_many,
     kappa_ci,
     macro_f1_ci,
     paired_difference_ci,

@@ -95,7 +95,7 @@ def ece(
 
     Bins as in :func:`reliability_bins` (uniform: Guo et al. 2017; quantile: Nixon et
     al. 2019). Biased upward on small n; give it a bootstrap interval
-    (``intervals.ece_ci``). nan for empty input.
+    (``ece_intervals.ece_ci``). nan for empty input.
     """
     _, count, conf_sum, hit_sum = _binned(confidence, correct, n_bins, strategy)
     n = count.sum()
@@ -116,7 +116,7 @@ def ece_resampled(
     (uniform: the same sums in the same order, so the same floats; quantile: up to the
     order of summation), without a Python loop per row.
 
-    For ``intervals.ece_ci``: a bootstrap then costs a few passes over the index matrix
+    For ``ece_intervals.ece_ci``: a bootstrap then costs a few passes over the index matrix
     instead of 1,000 calls (at 100,000 items, about 10x less).
     """
     conf, hit = _inputs(confidence, correct)

@@ -16,8 +16,6 @@ its own never-matching category for kappa), items with reference -1 are dropped.
 
 from __future__ import annotations
 
-import hashlib
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -25,7 +23,6 @@ import numpy as np
 
 from .accuracy import macro_f1_from_confusion, validate_codes
 from .agreement import kappa_from_confusion
-from .calibration import ece, ece_resampled_many
 
 # Upper bound on array elements materialised per chunk of replicates (~160 MB float64).
 _CHUNK_ELEMENTS = 20_000_000
@@ -352,84 +349,3 @@ def _item_draws(n: int, n_boot: int, seed: int, rng: np.random.Generator) -> Ite
 _ITEM_CHUNK_ELEMENTS = 4_000_000
 _DRAWS: dict = {}
 _DRAWS_KEPT_ELEMENTS = 5_000_000  # 40 MB: up to 5,000 items at 1,000 replicates
-
-
-def ece_ci(
-    confidence: np.ndarray,
-    correct: np.ndarray,
-    n_bins: int = 10,
-    strategy: str = "uniform",
-    n_boot: int = 1000,
-    seed: int = 0,
-    level: float = 0.95,
-    clusters: np.ndarray | None = None,
-) -> Interval:
-    """ECE (``calibration.ece``) with a percentile bootstrap interval over items.
-
-    The resamples are the ones ``bootstrap_items`` draws, evaluated all at once
-    (``calibration.ece_resampled``: the same values as ``ece`` on each resample). A report
-    asks for the same interval several times (calibration, confidence sources,
-    recalibration "before"): the last few results are kept, keyed by the inputs' bytes.
-    """
-    asks = [(confidence, correct, strategy)]
-    return ece_ci_many(asks, n_bins, n_boot, seed, level, clusters)[0]
-
-
-def ece_ci_many(
-    asks: list[tuple[np.ndarray, np.ndarray, str]],
-    n_bins: int = 10,
-    n_boot: int = 1000,
-    seed: int = 0,
-    level: float = 0.95,
-    clusters: np.ndarray | None = None,
-) -> list[Interval]:
-    """``ece_ci`` of several (confidence, correct, strategy) of the same items, in order.
-
-    Same intervals as separate ``ece_ci`` calls (same seed, so the same resamples; up to
-    the order of summation), but the resamples are drawn once for all, and every
-    equal-width ECE is one matrix product on them: at 100,000 items drawing 1,000
-    resamples costs more than evaluating one ECE on them.
-    """
-    keyed = []
-    for confidence, correct, strategy in asks:
-        conf, hit = np.asarray(confidence, dtype=float), np.asarray(correct)
-        ece(conf, hit, n_bins, strategy)  # validate once before resampling
-        digest = hashlib.blake2b(conf.tobytes(), digest_size=16)
-        digest.update(hit.astype(float).tobytes())
-        if clusters is not None:
-            digest.update(repr(np.asarray(clusters).tolist()).encode())
-        key = (digest.hexdigest(), conf.size, n_bins, strategy, n_boot, seed, level)
-        keyed.append((key, conf, hit, strategy))
-    sizes = {conf.size for _, conf, _, _ in keyed}
-    if len(sizes) > 1:
-        raise ValueError(f"every pair must hold the same items, got sizes {sorted(sizes)}")
-    todo = {key: (conf, hit, strategy) for key, conf, hit, strategy in keyed}
-    todo = {key: ask for key, ask in todo.items() if key not in _ECE_MEMO}
-    if todo:
-        n = sizes.pop()
-        _check_common(n_boot, level)
-
-        asked = list(todo.values())
-
-        def evaluate(index: np.ndarray) -> np.ndarray:
-            return ece_resampled_many(asked, index, n_bins)
-
-        if n == 0:
-            _cluster_ids(clusters, n)
-            for key in todo:
-                _ECE_MEMO[key] = Interval(float("nan"), float("nan"), float("nan"), 0, 0, level)
-        else:
-            estimate, replicates = _replicates(evaluate, n, n_boot, seed, clusters)
-            for j, key in enumerate(todo):
-                _ECE_MEMO[key] = _percentile(float(estimate[j]), replicates[:, j], n, level)
-    out = []
-    for key, *_ in keyed:
-        _ECE_MEMO.move_to_end(key)
-        out.append(_ECE_MEMO[key])
-    while len(_ECE_MEMO) > _ECE_MEMO_SIZE:
-        _ECE_MEMO.popitem(last=False)
-    return out
-
-
-_ECE_MEMO: OrderedDict[tuple, Interval] = OrderedDict()
-_ECE_MEMO_SIZE = 16
