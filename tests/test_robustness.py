@@ -75,6 +75,18 @@ def test_secret_environment_values_are_masked(monkeypatch):
     assert text.count("[secret]") == 2
 
 
+def test_a_rotated_or_new_secret_in_the_environment_is_masked_too(monkeypatch):
+    """Which variable names look secret is remembered; their values must not be."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-first-value-1234")
+    assert mask_secrets("a sk-first-value-1234 b") == "a [secret] b"
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-rotated-value-5678")  # same names, new value
+    assert mask_secrets("c sk-rotated-value-5678 d") == "c [secret] d"
+    monkeypatch.setenv("MY_SERVICE_TOKEN", "tok-brand-new-9999")  # a new name
+    assert mask_secrets("e tok-brand-new-9999 f") == "e [secret] f"
+    monkeypatch.delenv("MY_SERVICE_TOKEN")
+    assert mask_secrets("g tok-brand-new-9999 h") == "g tok-brand-new-9999 h"
+
+
 def test_broken_run_files_are_user_errors_with_exit_2(srv, experiment):
     exp = experiment(srv)
     run_dir = run(exp).run_dir
