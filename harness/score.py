@@ -25,6 +25,7 @@ from harness.records import GoldSet, LabelRecord, Setup
 from harness.score_compare import compare_setups
 from harness.score_confidence import confidence_sources_block
 from harness.score_deploy import deploy_blocks
+from harness.score_ece import EceIntervals
 from harness.score_groups import GroupReferences
 from harness.score_parts import calibration_block, ceiling_block, usage_block
 from harness.score_slices import slice_index
@@ -95,8 +96,16 @@ def _dist(codes: np.ndarray, labels: Sequence[str]) -> dict[str, int]:
 
 
 def setup_block(
-    coded: CodedGoldSet, setup: Setup, preds: ItemPredictions, n_boot: int, seed: int, level: float
+    coded: CodedGoldSet,
+    setup: Setup,
+    preds: ItemPredictions,
+    n_boot: int,
+    seed: int,
+    level: float,
+    shared: EceIntervals | None = None,
 ) -> dict[str, Any]:
+    """One setup's agreement, calibration and usage; ECE intervals go to ``shared`` (the
+    gold set's, filled by score_gold_set) or are filled here."""
     k = len(coded.labels)
     ref, pred = coded.reference, preds.pred
     boot = {"n_boot": n_boot, "seed": seed, "level": level}
@@ -156,8 +165,10 @@ def setup_block(
             "n_items": int(cm.n),
             "llm_failures": "missing ratings (alpha allows them): see coverage",
         },
-        "calibration": calibration_block(ref, pred, preds, boot),
-        "confidence_sources": confidence_sources_block(ref, pred, preds, preds.source, boot),
+        "calibration": calibration_block(ref, pred, preds, boot, shared),
+        "confidence_sources": confidence_sources_block(
+            ref, pred, preds, preds.source, boot, shared
+        ),
         "failures": dict(sorted(preds.failures.items())),
         "label_distribution": _dist(pred[answered], coded.labels),
         "usage": usage_block(preds.records, cm.n),
@@ -208,19 +219,21 @@ def score_gold_set(
     if groups.groups:
         humans["annotator_groups"] = groups.humans(coded, boot)
     predictions: dict[str, np.ndarray] = {}
+    # Every ECE interval of every setup, bootstrapped together once all have asked.
+    shared = EceIntervals(len(coded.reference), boot)
     for setup in setups:
         preds = ItemPredictions(coded, records_of(setup.id), source=setup.confidence)
         predictions[setup.id] = preds.pred
-        # Deploy blocks first: the recalibration block bootstraps every ECE interval of the
-        # setup on one set of resamples, which the calibration block then reuses.
-        deploy = deploy_blocks(coded, preds, decision, boot, slices, groups)
-        block = setup_block(coded, setup, preds, boot["n_boot"], boot["seed"], boot["level"])
-        block.update(deploy)
+        block = setup_block(
+            coded, setup, preds, boot["n_boot"], boot["seed"], boot["level"], shared
+        )
+        block.update(deploy_blocks(coded, preds, decision, boot, slices, groups, shared))
         if task_type == "ordinal":
             block["ordinal"] = tasks.ordinal_setup(coded, preds, boot)
         elif lengths is not None:
             block["pairwise"] = tasks.pairwise_setup(coded, preds, lengths, boot)
         blocks.append(block)
+    shared.fill()
     return {
         "id": gold.id,
         "path": gold.path,

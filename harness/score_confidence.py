@@ -15,16 +15,22 @@ from typing import Any
 import numpy as np
 
 from harness import metrics as m
-from harness.json_numbers import interval, num
+from harness.json_numbers import num
 from harness.metrics.selective import risk_coverage
 from harness.predictions import ItemPredictions
+from harness.score_ece import EceIntervals, ece_intervals
 
 MIN_ITEMS = 2  # fewer items give no calibration statistics, only their count
 BEST_MIN_SHARE = 0.5  # a source covering fewer items is not eligible as the best
 
 
 def source_row(
-    name: str, confidence: np.ndarray, ref: np.ndarray, pred: np.ndarray, boot: dict[str, Any]
+    name: str,
+    confidence: np.ndarray,
+    ref: np.ndarray,
+    pred: np.ndarray,
+    boot: dict[str, Any],
+    shared: EceIntervals | None = None,
 ) -> dict[str, Any]:
     """One source on the items with an answer, a reference label and this confidence."""
     has = ~np.isnan(confidence) & (pred >= 0) & (ref >= 0)
@@ -37,9 +43,10 @@ def source_row(
     correct = (pred[has] == ref[has]).astype(float)
     # The same binning and bootstrap as the calibration block, so the selected source's ECE
     # here equals the one there.
-    ece = m.ece_ci(conf, correct, n_bins=10, strategy="uniform", **boot)
+    with ece_intervals(shared, len(pred), boot) as eci:
+        ece = eci.interval(conf, correct, "uniform", within=has)
     row.update(
-        ece=interval(ece),
+        ece=ece,
         ece_equal_mass=num(m.ece(conf, correct, n_bins=10, strategy="quantile")),
         brier=num(m.brier_top_label(conf, correct)),
         log_loss=num(m.log_loss_top_label(conf, correct)),
@@ -80,7 +87,12 @@ def _note(
 
 
 def confidence_sources_block(
-    ref: np.ndarray, pred: np.ndarray, preds: ItemPredictions, requested: str, boot: dict
+    ref: np.ndarray,
+    pred: np.ndarray,
+    preds: ItemPredictions,
+    requested: str,
+    boot: dict,
+    shared: EceIntervals | None = None,
 ) -> dict[str, Any]:
     """Every available source of one setup, the one selected, and the best calibrated.
 
@@ -91,7 +103,11 @@ def confidence_sources_block(
     if requested != "auto" and requested not in names:
         names.append(requested)
     missing = np.full(len(pred), np.nan)
-    rows = [source_row(name, preds.by_source.get(name, missing), ref, pred, boot) for name in names]
+    with ece_intervals(shared, len(pred), boot) as eci:
+        rows = [
+            source_row(name, preds.by_source.get(name, missing), ref, pred, boot, eci)
+            for name in names
+        ]
     if requested != "auto":
         selected: str | None = requested
     else:

@@ -12,6 +12,7 @@ import numpy as np
 from harness.metrics.recalibration import cross_fit
 from harness.predictions import CodedGoldSet, ItemPredictions
 from harness.score_disagreements import disagreements
+from harness.score_ece import EceIntervals
 from harness.score_groups import GroupReferences
 from harness.score_recalibration import recalibration_block
 from harness.score_selective import selective_block
@@ -48,6 +49,7 @@ def deploy_blocks(
     boot: dict[str, Any],
     slices: dict[str, dict[str, np.ndarray]],
     groups: GroupReferences,
+    shared: EceIntervals | None = None,
 ) -> dict[str, Any]:
     ref, pred, k = coded.reference, preds.pred, len(coded.labels)
     has = ~np.isnan(preds.confidence) & (pred >= 0) & (ref >= 0)
@@ -55,7 +57,12 @@ def deploy_blocks(
     # Binary maps on the top-label confidence: per-item label distributions are not kept
     # for every source, so multi-class temperature scaling is not used here.
     recal = recalibration_block(
-        preds.confidence[has], (pred[has] == ref[has]).astype(float), method, boot
+        preds.confidence[has],
+        (pred[has] == ref[has]).astype(float),
+        method,
+        boot,
+        shared=shared,
+        within=has,
     )
     conf, kind = decision_confidence(ref, preds, method, recal, boot["seed"])
     selective = selective_block(

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 
 from harness import metrics as m
-from harness.json_numbers import interval
 from harness.json_numbers import num as _num
 from harness.predictions import ItemPredictions
 from harness.records import LabelRecord
+from harness.score_ece import EceIntervals, ece_intervals
 
 
 def ceiling_block(c: m.HumanCeiling, names: Sequence[str]) -> dict[str, Any]:
@@ -38,27 +38,31 @@ def ceiling_block(c: m.HumanCeiling, names: Sequence[str]) -> dict[str, Any]:
 
 
 def calibration_block(
-    ref: np.ndarray, pred: np.ndarray, preds: ItemPredictions, boot: dict[str, Any]
+    ref: np.ndarray,
+    pred: np.ndarray,
+    preds: ItemPredictions,
+    boot: dict[str, Any],
+    shared: EceIntervals | None = None,
 ) -> dict[str, Any] | None:
+    """``shared``: the gold set's ECE intervals (filled by its owner); None = fill here."""
     has = ~np.isnan(preds.confidence) & (pred >= 0) & (ref >= 0)
     if has.sum() < 2:
         return None
     conf = preds.confidence[has]
     correct = (pred[has] == ref[has]).astype(float)
-    # Both binnings on one set of resamples (drawing them costs more than either ECE);
-    # usually already computed with the recalibration block's intervals (score_gold_set).
-    asks = [(conf, correct, "uniform"), (conf, correct, "quantile")]
-    ece_iv, ece_mass_iv = m.ece_ci_many(asks, 10, **boot)
+    with ece_intervals(shared, len(pred), boot) as eci:
+        ece_iv = eci.interval(conf, correct, "uniform", within=has)
+        ece_mass_iv = eci.interval(conf, correct, "quantile", within=has)
     return {
         "n": int(has.sum()),
         "sources": dict(preds.sources),
         "share_with_confidence": _num(has.sum() / len(pred)),
         "mean_confidence": _num(conf.mean()),
         "accuracy": _num(correct.mean()),
-        "ece": interval(ece_iv),
+        "ece": ece_iv,
         "ece_equal_mass": _num(m.ece(conf, correct, n_bins=10, strategy="quantile")),
         # ECE is biased upward on small n (Nixon et al. 2019): both binnings get an interval.
-        "ece_equal_mass_interval": interval(ece_mass_iv),
+        "ece_equal_mass_interval": ece_mass_iv,
         "brier": _num(m.brier_top_label(conf, correct)),
         "log_loss": _num(m.log_loss_top_label(conf, correct)),
         # Does confidence separate right from wrong labels? 0.5 = not at all.

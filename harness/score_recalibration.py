@@ -28,12 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from harness.json_numbers import interval, num
+from harness.json_numbers import num
 from harness.metrics.calibration import auroc, brier_top_label, ece, log_loss_top_label
-from harness.metrics.ece_intervals import ece_ci, ece_ci_many
-from harness.metrics.intervals import Interval
 from harness.metrics.recalibration import METHODS, Recalibrator, cross_fit, fit_recalibrator
 from harness.report.markdown_format import fmt, fmt_iv, table
+from harness.score_ece import EceIntervals, ece_intervals
 
 MIN_ITEMS = 20
 FOLDS = 5
@@ -41,12 +40,9 @@ ISOTONIC_MIN_ITEMS = 1000
 SELECTABLE = ("none", *METHODS)
 
 
-def _metrics(
-    conf: np.ndarray, correct: np.ndarray, boot: dict[str, Any], iv: Interval | None = None
-) -> dict[str, Any]:
-    iv = iv or ece_ci(conf, correct, n_bins=10, strategy="uniform", **boot)
+def _metrics(conf: np.ndarray, correct: np.ndarray, iv: dict[str, Any]) -> dict[str, Any]:
     return {
-        "ece": interval(iv),
+        "ece": iv,
         "ece_equal_mass": num(ece(conf, correct, n_bins=10, strategy="quantile")),
         "brier": num(brier_top_label(conf, correct)),
         "log_loss": num(log_loss_top_label(conf, correct)),
@@ -83,6 +79,8 @@ def recalibration_block(
     probs: np.ndarray | None = None,
     pred_idx: np.ndarray | None = None,
     ref_idx: np.ndarray | None = None,
+    shared: EceIntervals | None = None,
+    within: np.ndarray | None = None,
 ) -> dict[str, Any] | None:
     """Before/after metrics of the three methods; None below 20 items or with one class.
 
@@ -91,11 +89,15 @@ def recalibration_block(
     optionally ``pred_idx`` for a consistency check) makes temperature scaling
     multi-class. ``boot`` = {"n_boot", "seed", "level"}; its seed also seeds the folds.
     ``selected`` is the configured method ("none" = keep the raw confidence).
+    ``shared``: the gold set's ECE intervals, ``within`` marking the gold items ``conf``
+    holds (None: its own intervals, over these items).
     """
     if selected not in SELECTABLE:
         raise ValueError(f"selected must be one of {SELECTABLE}, got {selected!r}")
     c = np.asarray(conf, dtype=float)
     keep = ~np.isnan(c)
+    items = np.ones(c.size, bool) if within is None else np.asarray(within, bool).copy()
+    items[np.flatnonzero(items)[~keep]] = False  # the dropped nan confidences
     c, hit = c[keep], np.asarray(correct)[keep].astype(float)
     p = None if probs is None else np.asarray(probs, dtype=float)[keep]
     ref = None if ref_idx is None else np.asarray(ref_idx)[keep]
@@ -119,17 +121,17 @@ def recalibration_block(
             {"method": method, "params": whole.to_json(), "note": "; ".join(notes) or None}
         )
         oofs.append(oof)
-    # Every ECE interval of these items on one set of resamples: before (both binnings,
-    # for the calibration block too), and every method's after.
-    asks = [(c, hit, "uniform"), (c, hit, "quantile")] + [(oof, hit, "uniform") for oof in oofs]
-    before, _, *afters = ece_ci_many(asks, 10, **boot)
-    for block, oof, iv in zip(methods, oofs, afters, strict=True):
-        block["after"] = _metrics(oof, hit, boot, iv)
+    # Every ECE interval of these items on one set of resamples (the gold set's, when
+    # shared): before, and every method's after.
+    with ece_intervals(shared, items.size, boot) as eci:
+        before = eci.interval(c, hit, "uniform", within=items)
+        for block, oof in zip(methods, oofs, strict=True):
+            block["after"] = _metrics(oof, hit, eci.interval(oof, hit, "uniform", within=items))
     return {
         "n": n,
         "folds": FOLDS,
         "selected": selected,
-        "before": _metrics(c, hit, boot, before),
+        "before": _metrics(c, hit, before),
         "methods": methods,
         # Lowest out-of-fold log loss (a proper scoring rule); ties go to the simpler method.
         "best": min(METHODS, key=lambda k: losses[k]),

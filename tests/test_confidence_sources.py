@@ -194,9 +194,14 @@ def direct(preds: ItemPredictions, coded: CodedGoldSet, source: str) -> dict:
     conf = preds.by_source[source]
     has = ~np.isnan(conf) & (preds.pred >= 0)
     c, correct = conf[has], (preds.pred[has] == coded.reference[has]).astype(float)
-    ece_iv = m.bootstrap_items(
-        lambda idx: m.ece(c[idx], correct[idx], n_bins=10, strategy="uniform"), len(c), **BOOT
-    )
+    # Resamples of the gold set's items, each scored on the source's items it drew.
+    hit = (preds.pred == coded.reference).astype(float)
+
+    def on_source_items(idx: np.ndarray) -> float:
+        kept = idx[has[idx]]
+        return m.ece(conf[kept], hit[kept], n_bins=10, strategy="uniform")
+
+    ece_iv = m.bootstrap_items(on_source_items, len(conf), **BOOT)
     return {
         "n": int(has.sum()),
         "ece": ece_iv,

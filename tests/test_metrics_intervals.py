@@ -231,21 +231,70 @@ def test_ece_ci_equals_bootstrap_items_over_ece():
         assert got == pytest.approx(want, rel=1e-12, abs=1e-15)
 
 
-@pytest.mark.parametrize("clustered", [False, True])
-def test_uniform_ece_of_many_pairs_from_multiplicities_equals_ece_per_resample(clustered):
-    from harness.metrics.calibration import ece_resampled, ece_resampled_many
+def _expanded_ece(conf, hit, positions, row, strategy):
+    """ece itself on one resample's items: each item repeated by its multiplicity."""
+    w = row[positions].astype(int)
+    if w.sum() == 0:
+        return float("nan")
+    return ece(np.repeat(conf, w), np.repeat(hit, w), 10, strategy)
 
-    rng = np.random.default_rng(8)
-    n = 500
-    hit = rng.random(n) < 0.6
-    confs = [rng.uniform(0, 1, n), np.round(rng.uniform(0.3, 1, n), 1)]  # values on edges too
-    index = rng.integers(0, n, size=(1, 730)) if clustered else rng.integers(0, n, size=(50, n))
-    many = ece_resampled_many([(c, hit, "uniform") for c in confs], index, 10)
-    assert many.shape == (index.shape[0], 2)
-    for k, c in enumerate(confs):
-        want = [ece(c[row], hit[row]) for row in index]  # ece itself on the drawn items
-        np.testing.assert_allclose(many[:, k], want, rtol=1e-12, atol=1e-15)
-        np.testing.assert_allclose(ece_resampled(c, hit, index, 10), many[:, k], rtol=1e-12)
+
+@pytest.mark.parametrize(
+    "shape", ["items", "ties", "subset", "small", "tiny-window", "clusters", "tiny"]
+)
+def test_resampled_ece_of_every_ask_equals_ece_on_the_drawn_items(shape):
+    """Both binnings, several asks (all items, a subset, recalibrated values) on rows of
+    multiplicities: each value is ece() of the items the row draws. Heavy ties, a small set
+    and a tiny window send rows down the plain path; the answer must not change."""
+    from harness.metrics.ece_resampling import ResampledEce
+
+    rng = np.random.default_rng(21)
+    n = {"small": 30, "tiny": 3}.get(shape, 2000)
+    conf = rng.uniform(0.2, 1, n)
+    if shape == "ties":  # many equal confidences: edges fall on values and bins merge
+        conf = np.round(conf * 4) / 4
+    hit = rng.random(n) < conf
+    mask = rng.random(n) < (0.8 if shape == "subset" else 1.0)
+    pos = np.flatnonzero(mask)
+    shifted = np.clip(conf[pos] * 0.9 + 0.08, 0, 1)
+    asks = [
+        (np.arange(n), conf, hit, "uniform"),
+        (np.arange(n), conf, hit, "quantile"),
+        (pos, shifted, hit[pos], "uniform"),
+        (pos, shifted, hit[pos], "quantile"),
+    ]
+    spread = 2.0 if shape == "tiny-window" else None
+    prepared = ResampledEce(asks, n, 10, spread)
+    if shape == "clusters":  # whole clusters drawn: multiplicities shared, sizes vary
+        group = rng.integers(0, n // 7, n)
+        counts = np.array(
+            [
+                np.bincount(rng.integers(0, n // 7, n // 7), minlength=n // 7)[group]
+                for _ in range(25)
+            ],
+            dtype=float,
+        )
+    else:
+        counts = np.array(
+            [np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(25)], dtype=float
+        )
+    got = prepared.evaluate(counts)
+    assert got.shape == (25, 4)
+    for j, (positions, c, h, strategy) in enumerate(asks):
+        want = [_expanded_ece(c, h, positions, row, strategy) for row in counts]
+        np.testing.assert_allclose(got[:, j], want, rtol=1e-10, atol=1e-14)
+
+
+def test_resampled_ece_with_no_drawn_items_is_nan():
+    from harness.metrics.ece_resampling import ResampledEce
+
+    conf, hit = np.array([0.9, 0.6, 0.7]), np.array([1, 0, 1])
+    asks = [(np.array([0, 2]), conf[[0, 2]], hit[[0, 2]], s) for s in ("uniform", "quantile")]
+    got = ResampledEce(asks, 3, 10).evaluate(np.array([[0.0, 3.0, 0.0], [1.0, 1.0, 1.0]]))
+    assert np.isnan(got[0]).all()
+    assert got[1] == pytest.approx(
+        [ece(conf[[0, 2]], hit[[0, 2]], 10, s) for s in ("uniform", "quantile")]
+    )
 
 
 def test_bootstrap_items_scalar_and_batched_modes_agree():
@@ -300,10 +349,8 @@ def test_ece_ci_many_equals_separate_ece_ci_calls(clustered):
     confs = [rng.uniform(0.3, 1.0, n), np.clip(rng.normal(0.7, 0.1, n), 0, 1)]
     clusters = rng.integers(0, 60, n) if clustered else None
     boot = {"n_boot": 200, "seed": 5, "level": 0.9, "clusters": clusters}
-    intervals._ECE_MEMO.clear()
     asks = [(c, hit, strategy) for c in confs for strategy in ("uniform", "quantile")]
     many = intervals.ece_ci_many(asks, 10, **boot)
-    intervals._ECE_MEMO.clear()
     one = [
         intervals.ece_ci(c, hit, 10, strategy, **boot)
         for c in confs
@@ -317,19 +364,74 @@ def test_ece_ci_many_equals_separate_ece_ci_calls(clustered):
     assert len({(iv.low, iv.high) for iv in many}) == 4  # four different intervals
     with pytest.raises(ValueError, match="same items"):
         intervals.ece_ci_many([(confs[0], hit, "uniform"), (confs[1][:-1], hit[:-1], "uniform")])
+    # Clustered or not, each interval is bootstrap_items' over ece (the same draws).
+    for (c, _h, strategy), iv in zip(asks, many, strict=True):
+        by_hand = bootstrap_items(
+            lambda idx, c=c, s=strategy: ece(c[idx], hit[idx], 10, s), n, 200, 5, 0.9, clusters
+        )
+        assert [iv.low, iv.high] == pytest.approx([by_hand.low, by_hand.high], rel=1e-10)
 
 
-@pytest.mark.parametrize("shape", ["items", "clusters", "ties"])
-def test_equal_mass_ece_of_each_resample_equals_ece_on_the_drawn_items(shape):
-    from harness.metrics.calibration import ece_resampled
+def test_ece_batch_resamples_the_gold_items_and_scores_each_ask_on_its_own():
+    """A setup's answered items are a subset of the gold set: each resample of the gold
+    items is scored on the subset's items it drew (bootstrap_items over all items, the
+    statistic restricted by the mask), and several setups share the resamples."""
+    from harness.metrics.ece_intervals import EceBatch
 
-    rng = np.random.default_rng(21)
+    rng = np.random.default_rng(4)
+    n = 500
+    hit = rng.random(n) < 0.7
+    conf = rng.uniform(0.3, 1, n)
+    answered = rng.random(n) < 0.85
+    batch = EceBatch(n, n_boot=150, seed=9, level=0.9)
+    tickets = {
+        (name, strategy): batch.ask(conf[mask], hit[mask], strategy, within=mask)
+        for name, mask in (("all", np.ones(n, bool)), ("answered", answered))
+        for strategy in ("uniform", "quantile")
+    }
+    again = batch.ask(conf[answered], hit[answered], "quantile", within=answered)
+    assert again == tickets["answered", "quantile"] and len(batch.asks) == 4
+    resolved = batch.resolve()
+    for (name, strategy), ticket in tickets.items():
+        mask = np.ones(n, bool) if name == "all" else answered
+
+        def on_subset(idx, mask=mask, strategy=strategy):
+            kept = idx[mask[idx]]
+            return ece(conf[kept], hit[kept], 10, strategy)
+
+        want = bootstrap_items(on_subset, n, 150, 9, 0.9)
+        got = resolved[ticket]
+        assert got.n == mask.sum() and got.n_boot == 150
+        assert got.estimate == pytest.approx(ece(conf[mask], hit[mask], 10, strategy))
+        assert [got.low, got.high] == pytest.approx([want.low, want.high], rel=1e-10)
+    with pytest.raises(ValueError, match="one confidence per item"):
+        batch.ask(conf, hit, within=answered)
+
+
+def test_ece_batch_in_several_passes_gives_the_same_intervals(monkeypatch):
+    """More asks than fit one matrix product: several passes over the same resamples."""
+    from harness.metrics import ece_intervals
+
+    rng = np.random.default_rng(5)
     n = 400
-    conf = rng.uniform(0.2, 1, n)
-    if shape == "ties":  # many equal confidences: edges fall on values and bins merge
-        conf = np.round(conf * 4) / 4
-    hit = rng.random(n) < conf
-    index = rng.integers(0, n, size=(1, 617) if shape == "clusters" else (40, n))
-    got = ece_resampled(conf, hit, index, 10, "quantile")
-    want = [ece(conf[row], hit[row], 10, "quantile") for row in index]
-    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-14)
+    hit = rng.random(n) < 0.6
+    confs = [rng.uniform(0, 1, n) for _ in range(4)]
+
+    def intervals():
+        batch = ece_intervals.EceBatch(n, n_boot=120, seed=2)
+        for c in confs:
+            for strategy in ("uniform", "quantile"):
+                batch.ask(c, hit, strategy)
+        return batch, batch.resolve()
+
+    batch, one_pass = intervals()
+    assert len(batch._groups()) == 1
+    monkeypatch.setattr(ece_intervals, "_CELLS_BYTES", n * 8 * 35)
+    batch, passes = intervals()
+    assert len(batch._groups()) == 8 // 2
+    for a, b in zip(one_pass, passes, strict=True):
+        assert [a.low, a.high] == pytest.approx([b.low, b.high], rel=1e-12)
+    monkeypatch.setattr(ece_intervals, "_KEPT_BYTES", 0)  # drawn again each pass
+    assert [(iv.low, iv.high) for iv in intervals()[1]] == pytest.approx(
+        [(iv.low, iv.high) for iv in passes], rel=1e-12
+    )
