@@ -139,7 +139,13 @@ class ItemPredictions:
         by_item: dict[int, list[LabelRecord]] = defaultdict(list)
         if one_each:
             self.records = [r for r, i in zip(records, positions, strict=True) if i >= 0]
-            by_item.update((i, [r]) for r, i in zip(records, positions, strict=True) if i >= 0)
+            # Only unanswered items are looked up again (for their failure reason).
+            code = coded.code
+            by_item.update(
+                (i, [r])
+                for r, i in zip(records, positions, strict=True)
+                if i >= 0 and r.label not in code
+            )
         else:
             for r, i in zip(records, positions, strict=True):
                 if i >= 0:
@@ -150,9 +156,13 @@ class ItemPredictions:
         self.sources: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()
         swapped = not one_each and any(r.swapped for r in self.records)
-        self.samples = max(
-            (sum(not r.swapped for r in v) if swapped else len(v) for v in by_item.values()),
-            default=0,
+        self.samples = (
+            (1 if self.records else 0)
+            if one_each
+            else max(
+                (sum(not r.swapped for r in v) if swapped else len(v) for v in by_item.values()),
+                default=0,
+            )
         )
         if one_each:
             self.pred, table, auto_from = _single_samples(coded, self.records)
