@@ -311,3 +311,35 @@ def test_markdown_marks_selected_and_best_and_shows_warning():
     assert "Warning: isotonic overfits below about 1,000 items (n=300)." in text
     assert text.count("\n| ") == 5  # header, "none" and the three methods
     assert recalibration_md(None)[0].startswith("- Recalibration: not fitted")
+
+
+@pytest.mark.parametrize("power", [0.5, 1.0, 3.0])
+def test_binary_temperature_by_newton_equals_the_bounded_search_and_falls_back_at_bounds(power):
+    from scipy.optimize import minimize_scalar
+
+    from harness.metrics import recalibration as rc
+
+    rng = np.random.default_rng(30)
+    conf = rng.uniform(0.5, 0.99, 3000)
+    correct = (rng.random(3000) < conf**power).astype(float)
+    z = rc._logit(conf)
+
+    def loss(beta):
+        return float(np.mean(np.logaddexp(0.0, beta * z) - correct * beta * z))
+
+    lo, hi = -np.log(rc.T_BOUNDS[1]), -np.log(rc.T_BOUNDS[0])
+    ref = minimize_scalar(
+        lambda u: loss(np.exp(u)), bounds=(lo, hi), method="bounded", options={"xatol": 1e-10}
+    )
+    beta = rc._newton_beta(z, correct, loss)
+    assert beta is not None and beta == pytest.approx(np.exp(ref.x), rel=1e-6)
+    assert fit_recalibrator("temperature", conf, correct).temperature == pytest.approx(1 / beta)
+    # Confidence that points the wrong way: the optimum is beyond the bounds, Newton gives
+    # up and the bounded search reports the bound.
+    wrong = (conf < 0.75).astype(float)
+
+    def wrong_loss(beta):
+        return float(np.mean(np.logaddexp(0.0, beta * z) - wrong * beta * z))
+
+    assert rc._newton_beta(z, wrong, wrong_loss) is None
+    assert "at the bound" in (fit_recalibrator("temperature", conf, wrong).note or "")
