@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from functools import cached_property
 
 import numpy as np
 
@@ -40,6 +41,13 @@ class CodedGoldSet:
             # than favour the first-listed outcome (which would bias the reference to A).
             adjudicated = np.where(tie_break >= 0, tie_break, code["tie"])
             self.reference = np.where(self.no_majority, adjudicated, self.reference)
+
+    @cached_property
+    def humans_alpha(self) -> float:
+        """Nominal Krippendorff's alpha of the annotators: once per gold set, not once per
+        setup block that shows it."""
+        matrix = m.reliability_matrix(self.ratings)
+        return float(m.krippendorff_alpha(matrix, "nominal", n_values=len(self.labels)))
 
 
 # Confidence sources in the order they are reported; any other source name follows.
@@ -133,21 +141,17 @@ class ItemPredictions:
 
     def __init__(self, coded: CodedGoldSet, records: Iterable[LabelRecord], source: str = "auto"):
         records = list(records)
-        index = coded.index
-        positions = [index.get(r.item, -1) for r in records]
-        one_each = _one_sample_each(positions, records, len(coded.item_ids))
+        single = _single_samples(coded, records)
+        one_each = single is not None
         by_item: dict[int, list[LabelRecord]] = defaultdict(list)
-        if one_each:
-            self.records = [r for r, i in zip(records, positions, strict=True) if i >= 0]
+        if single is not None:
             # Only unanswered items are looked up again (for their failure reason).
-            code = coded.code
-            by_item.update(
-                (i, [r])
-                for r, i in zip(records, positions, strict=True)
-                if i >= 0 and r.label not in code
-            )
+            self.records, unanswered, pred, table, auto_from = single
+            by_item.update(unanswered)
         else:
-            for r, i in zip(records, positions, strict=True):
+            index = coded.index
+            for r in records:
+                i = index.get(r.item, -1)
                 if i >= 0:
                     by_item[i].append(r)
             self.records = [r for recs in by_item.values() for r in recs]
@@ -164,8 +168,8 @@ class ItemPredictions:
                 default=0,
             )
         )
-        if one_each:
-            self.pred, table, auto_from = _single_samples(coded, self.records)
+        if single is not None:
+            self.pred = pred
         else:
             self.pred, table, auto_from = self._modes(coded, by_item, swapped=False)
         if source == "auto":
@@ -233,45 +237,62 @@ class ItemPredictions:
         return pred, table, auto_from
 
 
-def _one_sample_each(positions: list[int], records: list[LabelRecord], n: int) -> bool:
-    """Every gold item has at most one record, none of them a swapped-order pairwise one."""
-    pos = np.asarray(positions, dtype=np.int64)
-    pos = pos[pos >= 0]
-    if pos.size == 0 or np.bincount(pos, minlength=n).max() > 1:
-        return False
-    return not any(r.swapped for r in records)
+def _single_samples(coded: CodedGoldSet, records: list[LabelRecord]):
+    """``ItemPredictions._modes`` when each gold item has at most one record and none is a
+    swapped-order pairwise one (most runs): an item's label is its mode, its confidences
+    (``_single_sources``, inlined) are the item's. One pass over the records, None as
+    soon as they turn out otherwise (or none is of a gold item): the general path then.
+    This runs for every record of every setup (100,000 x 10 in the benchmark), where
+    each extra pass over the records costs a cache miss per record.
 
-
-def _single_samples(
-    coded: CodedGoldSet, records: list[LabelRecord]
-) -> tuple[np.ndarray, dict[str, np.ndarray], list[str | None]]:
-    """``ItemPredictions._modes`` when each item has one sample (most runs): its label is
-    the mode, its confidences (``_single_sources``) are the item's. One tight pass: this
-    runs for every item of every setup (100,000 x 10 in the benchmark)."""
+    Returns (the gold items' records, unanswered items' records by position, predicted
+    codes, confidences by source with "auto", where each item's auto confidence came from).
+    """
     n = len(coded.item_ids)
     index, code = coded.index, coded.code
+    seen = bytearray(n)
+    kept: list[LabelRecord] = []
+    unanswered: dict[int, list[LabelRecord]] = {}
     at, codes = [], []
     values: dict[str, tuple[list[int], list[float]]] = {}
     auto_at, auto_values = [], []
     auto_from: list[str | None] = [None] * n
     for r in records:
+        i = index.get(r.item, -1)
+        if i < 0:
+            continue
+        if seen[i] or r.swapped:
+            return None
+        seen[i] = 1
+        kept.append(r)
         c = code.get(r.label)
         if c is None:
+            unanswered[i] = [r]
             continue
-        i = index[r.item]
         at.append(i)
         codes.append(c)
-        if r.confidence is None:
+        conf = r.confidence
+        if conf is None:
             continue
         auto_at.append(i)
-        auto_values.append(r.confidence)
+        auto_values.append(conf)
         auto_from[i] = r.confidence_source or "unknown"
-        for name, value in _single_sources(r).items():
+        own = r.confidences
+        if own is None:  # written before `confidences`: only the auto choice
+            source = r.confidence_source
+            own = {} if source is None else {source: conf}
+        for name, value in own.items():
+            if value is None:
+                continue
+            if name == "logprobs" and r.label_probs:  # the label's entry, where given
+                value = r.label_probs.get(r.label, value)
             column = values.get(name)
             if column is None:
                 column = values[name] = ([], [])
             column[0].append(i)
             column[1].append(value)
+    if not kept:
+        return None
     pred = np.full(n, -1, dtype=np.int64)
     pred[at] = codes
     table = {"auto": np.full(n, np.nan)}
@@ -279,7 +300,7 @@ def _single_samples(
     for name, (where, value) in values.items():
         table[name] = np.full(n, np.nan)
         table[name][where] = value
-    return pred, table, auto_from
+    return kept, unanswered, pred, table, auto_from
 
 
 def _column(table: dict[str, np.ndarray], name: str, n: int) -> np.ndarray:

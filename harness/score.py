@@ -49,7 +49,7 @@ def human_block(coded: CodedGoldSet) -> dict[str, Any]:
     ratings = coded.ratings
     per_item = (ratings >= 0).sum(axis=1)
     fleiss = m.fleiss_kappa(ratings, k)
-    alpha = m.krippendorff_alpha(m.reliability_matrix(ratings), "nominal", n_values=k)
+    alpha = coded.humans_alpha
     names = coded.gold.annotators
     return {
         "n_items": len(coded.item_ids),
@@ -155,9 +155,7 @@ def setup_block(
         },
         "human_ceiling": ceiling_block(ceiling, coded.gold.annotators),
         "alpha": {
-            "humans": _num(
-                m.krippendorff_alpha(m.reliability_matrix(coded.ratings), "nominal", n_values=k)
-            ),
+            "humans": _num(coded.humans_alpha),
             "humans_plus_llm": _num(
                 m.krippendorff_alpha(m.reliability_matrix(with_llm), "nominal", n_values=k)
             ),
@@ -221,19 +219,23 @@ def score_gold_set(
     predictions: dict[str, np.ndarray] = {}
     # Every ECE interval of every setup, bootstrapped together once all have asked.
     shared = EceIntervals(len(coded.reference), boot)
-    for setup in setups:
-        preds = ItemPredictions(coded, records_of(setup.id), source=setup.confidence)
-        predictions[setup.id] = preds.pred
-        block = setup_block(
-            coded, setup, preds, boot["n_boot"], boot["seed"], boot["level"], shared
-        )
-        block.update(deploy_blocks(coded, preds, decision, boot, slices, groups, shared))
-        if task_type == "ordinal":
-            block["ordinal"] = tasks.ordinal_setup(coded, preds, boot)
-        elif lengths is not None:
-            block["pairwise"] = tasks.pairwise_setup(coded, preds, lengths, boot)
-        blocks.append(block)
-    shared.fill()
+    try:
+        for setup in setups:
+            preds = ItemPredictions(coded, records_of(setup.id), source=setup.confidence)
+            predictions[setup.id] = preds.pred
+            block = setup_block(
+                coded, setup, preds, boot["n_boot"], boot["seed"], boot["level"], shared
+            )
+            block.update(deploy_blocks(coded, preds, decision, boot, slices, groups, shared))
+            if task_type == "ordinal":
+                block["ordinal"] = tasks.ordinal_setup(coded, preds, boot)
+            elif lengths is not None:
+                block["pairwise"] = tasks.pairwise_setup(coded, preds, lengths, boot)
+            blocks.append(block)
+            shared.start()  # this setup's ECE intervals, on the other core meanwhile
+        shared.fill()
+    finally:
+        shared.close()
     return {
         "id": gold.id,
         "path": gold.path,

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from harness.json_numbers import interval, num
-from harness.metrics.calibration import ece
 from harness.metrics.ece_intervals import EceBatch
 
 N_BINS = 10
@@ -38,7 +37,7 @@ class EceIntervals:
         ``within`` over the gold items; None = all); low and high are null until ``fill``."""
         ticket = self.batch.ask(confidence, correct, strategy, within)
         out = {
-            "estimate": num(ece(confidence, correct, N_BINS, strategy)),
+            "estimate": num(self.batch.estimates[ticket]),
             "low": None,
             "high": None,
             "n": int(np.asarray(confidence).size),
@@ -46,6 +45,14 @@ class EceIntervals:
         }
         self.pending.append((ticket, out))
         return out
+
+    def start(self) -> None:
+        """Evaluate the intervals asked so far in the background (see ``EceBatch.start``)."""
+        self.batch.start()
+
+    def close(self) -> None:
+        """Give up: stop background work (``fill`` closes by itself)."""
+        self.batch.close()
 
     def fill(self) -> None:
         resolved = self.batch.resolve()

@@ -112,7 +112,9 @@ def recalibration_block(
     oofs = []
     for method in METHODS:
         whole = fit_recalibrator(method, c, hit, p, ref)
-        oof, per_fold = cross_fit(method, c, hit, FOLDS, seed, p, ref, return_recalibrators=True)
+        oof, per_fold = cross_fit(
+            method, c, hit, FOLDS, seed, p, ref, return_recalibrators=True, start=whole
+        )
         losses[method] = log_loss_top_label(oof, hit)
         notes = [whole.note] if whole.note else []
         odd = sorted({r.note for r in per_fold if r.note})

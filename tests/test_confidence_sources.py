@@ -90,6 +90,60 @@ def test_one_sample_keeps_every_source_and_the_requested_one_is_selected() -> No
     assert np.isnan(sc.confidence).all() and sc.sources == {}
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_one_pass_for_single_samples_equals_the_general_path(seed) -> None:
+    """Most runs have one record per item: ItemPredictions reads them in one pass. Whatever
+    the records hold (legacy records without `confidences`, label distributions with and
+    without the label, failures, labels outside the task, items not in the gold set), that
+    pass must give what the general per-item path gives."""
+
+    from collections import defaultdict
+
+    rng = np.random.default_rng(seed)
+    n = 60
+    refs = [TASK_LABELS[j] for j in rng.integers(0, 3, n)]
+    records = []
+    for i in rng.permutation(n + 5):  # 5 records of items the gold set does not have
+        kind = rng.integers(0, 7)
+        label = TASK_LABELS[rng.integers(0, 3)]
+        c = float(rng.uniform(0.3, 1))
+        if kind == 0:
+            records.append(sample(f"i{i}", None))
+        elif kind == 1:
+            records.append(sample(f"i{i}", "maybe"))  # not a task label
+        elif kind == 2:  # written before `confidences` existed
+            records.append(sample(f"i{i}", label, confidence=c, confidence_source="verbalized"))
+        elif kind == 3:
+            conf = {"logprobs": c}
+            # normalised over the task's labels: not the raw log-prob confidence
+            p = 0.9 * c + 0.05
+            probs = {x: (p if x == label else (1 - p) / 2) for x in TASK_LABELS}
+            records.append(sample(f"i{i}", label, confidences=conf, label_probs=probs))
+        elif kind == 4:  # a distribution without the chosen label
+            probs = {"pos": 0.5, "neg": 0.5} if label == "neu" else None
+            conf = {"logprobs": c, "verbalized": 0.8}
+            records.append(sample(f"i{i}", label, confidences=conf, label_probs=probs))
+        elif kind == 5:
+            records.append(sample(f"i{i}", label))  # no confidence at all
+        else:
+            records.append(sample(f"i{i}", label, confidences={"verbalized": c}))
+    coded = CodedGoldSet(gold(refs), TASK_LABELS)
+    fast = ItemPredictions(coded, records)
+    by_item = defaultdict(list)
+    for r in records:
+        if r.item in coded.index:
+            by_item[coded.index[r.item]].append(r)
+    pred, table, auto_from = fast._modes(coded, by_item, swapped=False)
+    assert fast.pred.tolist() == pred.tolist()
+    assert set(fast.by_source) == {k for k in table if k != "auto" and not np.isnan(table[k]).all()}
+    for name, values in fast.by_source.items():
+        np.testing.assert_array_equal(values, table[name])
+    np.testing.assert_array_equal(fast.confidence, table["auto"])
+    assert fast.sources == {k: auto_from.count(k) for k in set(auto_from) - {None}}
+    assert fast.samples == 1 and len(fast.records) == n
+    assert sum(fast.failures.values()) == int((pred < 0).sum())
+
+
 def test_several_samples_logprobs_of_the_mode_verbalized_of_its_voters_and_agreement() -> None:
     probs = [
         {"pos": 0.8, "neg": 0.1, "neu": 0.1},

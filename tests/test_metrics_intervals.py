@@ -425,10 +425,10 @@ def test_ece_batch_in_several_passes_gives_the_same_intervals(monkeypatch):
         return batch, batch.resolve()
 
     batch, one_pass = intervals()
-    assert len(batch._groups()) == 1
+    assert len(batch._groups(range(len(batch.asks)))) == 1
     monkeypatch.setattr(ece_intervals, "_CELLS_BYTES", n * 8 * 35)
     batch, passes = intervals()
-    assert len(batch._groups()) == 8 // 2
+    assert len(batch._groups(range(len(batch.asks)))) == 8 // 2
     for a, b in zip(one_pass, passes, strict=True):
         assert [a.low, a.high] == pytest.approx([b.low, b.high], rel=1e-12)
     monkeypatch.setattr(ece_intervals, "_KEPT_BYTES", 0)  # drawn again each pass
@@ -436,3 +436,69 @@ def test_ece_batch_in_several_passes_gives_the_same_intervals(monkeypatch):
     assert [x for iv in redrawn for x in (iv.low, iv.high)] == pytest.approx(
         [x for iv in passes for x in (iv.low, iv.high)], rel=1e-12
     )
+
+
+def test_ece_batch_started_in_the_background_gives_the_same_intervals(monkeypatch):
+    """`start` after each setup's asks evaluates them on a background thread while the caller
+    goes on; the intervals equal those of one resolve at the end (up to the order of
+    summation: BLAS on one thread there), with the resamples kept between passes or drawn
+    again."""
+    from harness.metrics import ece_intervals
+
+    rng = np.random.default_rng(6)
+    n = 300
+    hit = rng.random(n) < 0.65
+    setups = [(rng.uniform(0.2, 1, n), rng.random(n) < 0.9) for _ in range(3)]
+
+    def intervals(background: bool):
+        batch = ece_intervals.EceBatch(n, n_boot=90, seed=4)
+        tickets = []
+        for conf, answered in setups:
+            for strategy in ("uniform", "quantile"):
+                tickets.append(batch.ask(conf[answered], hit[answered], strategy, within=answered))
+            if background:
+                batch.start()
+        started = len(batch._passes)
+        resolved = batch.resolve()
+        return started, [resolved[t] for t in tickets]
+
+    started, at_once = intervals(background=False)
+    assert started == 0
+    monkeypatch.setattr(ece_intervals, "_BACKGROUND_ELEMENTS", 0)
+    monkeypatch.setattr(ece_intervals, "_workers", lambda: 2)
+    monkeypatch.setattr(ece_intervals, "_PASS_COLUMNS", 1)
+    started, in_background = intervals(background=True)
+    assert started == 3  # one pass per setup, before resolve
+    monkeypatch.setattr(ece_intervals, "_PASS_COLUMNS", 60)  # two setups' asks per pass
+    started, grouped = intervals(background=True)
+    assert started == 1
+
+    def bounds(ivs):
+        return [x for iv in ivs for x in (iv.estimate, iv.low, iv.high, iv.n, iv.n_boot)]
+
+    assert bounds(in_background) == pytest.approx(bounds(at_once), rel=1e-12)
+    assert bounds(grouped) == pytest.approx(bounds(at_once), rel=1e-12)
+    monkeypatch.setattr(ece_intervals, "_KEPT_BYTES", 0)  # each pass draws again
+    assert bounds(intervals(background=True)[1]) == pytest.approx(bounds(at_once), rel=1e-12)
+
+
+def test_ece_batch_close_stops_its_background_thread(monkeypatch):
+    """An owner that gives up (an error while scoring) closes the batch: the pass in flight
+    stops at its next block and no thread is left behind."""
+    import threading
+
+    from harness.metrics import ece_intervals
+
+    monkeypatch.setattr(ece_intervals, "_BACKGROUND_ELEMENTS", 0)
+    monkeypatch.setattr(ece_intervals, "_workers", lambda: 2)
+    monkeypatch.setattr(ece_intervals, "_CHUNK_ELEMENTS", 2_000)  # many small blocks
+    monkeypatch.setattr(ece_intervals, "_PASS_COLUMNS", 1)
+    rng = np.random.default_rng(7)
+    n = 2_000
+    batch = ece_intervals.EceBatch(n, n_boot=3_000, seed=1)
+    batch.ask(rng.uniform(0, 1, n), rng.random(n) < 0.5, "quantile")
+    batch.start()
+    batch.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("prelabel-ece")]
+    _, done = batch._passes[0]
+    assert done.cancelled() or isinstance(done.exception(), RuntimeError)

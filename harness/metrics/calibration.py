@@ -125,18 +125,6 @@ def log_loss_top_label(confidence: np.ndarray, correct: np.ndarray, eps: float =
     return float(-np.mean(corr * np.log(p) + (1 - corr) * np.log(1 - p)))
 
 
-def _average_ranks(x: np.ndarray) -> np.ndarray:
-    """1-based ranks, ties given the mean of their ranks: ``scipy.stats.rankdata(x)``'s
-    algorithm, without importing scipy.stats (0.45 s of every command's start)."""
-    order = np.argsort(x, kind="mergesort")
-    ranked = x[order]
-    starts = np.concatenate([[True], ranked[1:] != ranked[:-1]])
-    dense = np.empty(x.size, dtype=np.int64)
-    dense[order] = np.cumsum(starts)
-    bounds = np.concatenate([np.flatnonzero(starts), [x.size]])
-    return 0.5 * (bounds[dense] + bounds[dense - 1] + 1)
-
-
 def auroc(confidence: np.ndarray, correct: np.ndarray) -> float:
     """Area under the ROC curve of confidence as a detector of correct labels, in [0, 1]:
     the probability that a correct item has higher confidence than a wrong one, ties
@@ -147,6 +135,9 @@ def auroc(confidence: np.ndarray, correct: np.ndarray) -> float:
     n_neg = int(corr.size - n_pos)
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    ranks = _average_ranks(conf)  # ties count one half
-    u = ranks[corr == 1].sum() - n_pos * (n_pos + 1) / 2
-    return float(u / (n_pos * n_neg))
+    # U = pairs (right, wrong) with the right one more confident, ties counting one half:
+    # count them from the two sorted groups (exact integers, as the rank sum is).
+    right, wrong = np.sort(conf[corr == 1]), np.sort(conf[corr == 0])
+    below = int(np.searchsorted(wrong, right, side="left").sum())
+    tied = int(np.searchsorted(wrong, right, side="right").sum()) - below
+    return float((below + 0.5 * tied) / (n_pos * n_neg))

@@ -15,13 +15,17 @@ the gold set were drawn again. When an ask covers every item, its replicates are
 
 from __future__ import annotations
 
+import os
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .calibration import ece
 from .ece_resampling import ResampledEce
-from .intervals import _ITEM_CHUNK_ELEMENTS, Interval, _check_common, _cluster_ids, _percentile
+from .intervals import Interval, _check_common, _cluster_ids, _percentile
 
 # Matrix-product columns per pass over the resamples, in bytes (N x columns float64);
 # more asks than fit are evaluated in several passes over the same resamples.
@@ -29,14 +33,23 @@ _CELLS_BYTES = 256 << 20
 # Multiplicities kept between passes (as small integers) up to this many bytes; above it
 # each pass draws them again from the seed (the same draws).
 _KEPT_BYTES = 256 << 20
+# Batches from this many item draws (items x replicates) up are evaluated in the background.
+_BACKGROUND_ELEMENTS = 5_000_000
+# A background pass waits for asks of at least this many columns (two setups' worth).
+_PASS_COLUMNS = 100
+# Multiplicity rows per block: N x rows elements (a wider product is a faster one per row).
+_CHUNK_ELEMENTS = 8_000_000
 
 
 class EceBatch:
     """ECE intervals of asks on one set of ``n_items`` items, bootstrapped together.
 
-    ``ask`` returns a ticket; ``resolve`` draws the resamples once and returns every
-    ticket's Interval (``n`` = the ask's items; ``n_boot`` = replicates in which it had
-    any). Equal asks share a ticket.
+    ``ask`` returns a ticket; ``resolve`` returns every ticket's Interval (``n`` = the
+    ask's items; ``n_boot`` = replicates in which it had any). Equal asks share a ticket.
+    ``start`` hands the asks made so far to a background thread, which evaluates them on
+    the resamples while the caller goes on (scoring the next setup): a report's scoring is
+    mostly one busy thread, so a second core would otherwise idle. The values do not
+    depend on when or in which pass an ask is evaluated.
     """
 
     def __init__(
@@ -58,7 +71,24 @@ class EceBatch:
             n_bins,
         )
         self.asks: list[tuple[np.ndarray, np.ndarray, np.ndarray, str]] = []
+        self.estimates: list[float] = []
         self._tickets: dict[bytes, int] = {}
+        self._workers = _workers()
+        # Background passes only where they pay: a second core and a sizeable batch.
+        self._background = self._workers > 1 and n_items * n_boot >= _BACKGROUND_ELEMENTS
+        self._started = 0  # asks handed to a pass so far
+        self._passes: list[tuple[list[int], Future]] = []
+        self._runner: ThreadPoolExecutor | None = None  # one thread: passes in order
+        self._chunks: ThreadPoolExecutor | None = None  # blocks of rows, once finishing
+        self._finishing = self._closed = False
+        self._keep = False
+        self._kept: list[np.ndarray] | None = None
+        self._buffer: np.ndarray | None = None  # matrix-product columns, pass after pass
+        if self._background and n_items * n_boot <= _KEPT_BYTES:
+            # Draw the resamples while the caller scores its first setup.
+            self._keep = True
+            self._runner = ThreadPoolExecutor(1, thread_name_prefix="prelabel-ece")
+            self._runner.submit(self._draw)
 
     def ask(
         self,
@@ -68,7 +98,8 @@ class EceBatch:
         within: np.ndarray | None = None,
     ) -> int:
         """Ask for the ECE of ``confidence``/``correct``, one value per item of ``within``
-        (a boolean mask over the batch's items; None = every item)."""
+        (a boolean mask over the batch's items; None = every item). Its point estimate is
+        ``estimates[ticket]`` at once."""
         conf, hit = np.asarray(confidence, dtype=float), np.asarray(correct)
         mask = np.ones(self.n_items, bool) if within is None else np.asarray(within, bool)
         if mask.shape != (self.n_items,):
@@ -78,56 +109,117 @@ class EceBatch:
             raise ValueError(
                 f"need one confidence per item asked for ({positions.size}), got {conf.shape}"
             )
-        ece(conf, hit, self.n_bins, strategy)  # validate now, not at resolve
         key = b"|".join([positions.tobytes(), conf.tobytes(), hit.astype(float).tobytes()])
         key += strategy.encode()
         if key not in self._tickets:
+            estimate = ece(conf, hit, self.n_bins, strategy)  # also validates, now
             self._tickets[key] = len(self.asks)
             self.asks.append((positions, conf, hit, strategy))
+            self.estimates.append(estimate)
         return self._tickets[key]
+
+    def start(self) -> None:
+        """Evaluate the asks made since the last call in the background, once they fill
+        ``_PASS_COLUMNS`` (a matrix product of a few columns runs at half the speed of a
+        wider one); a no-op for small batches or on one core: ``resolve`` does all then."""
+        new = range(self._started, len(self.asks))
+        if self._background and sum(map(self._columns, new)) >= _PASS_COLUMNS:
+            self._keep = self.n_items * self.n_boot <= _KEPT_BYTES  # more passes may come
+            self._submit()
 
     def resolve(self) -> list[Interval]:
         """Every ask's interval, by ticket."""
-        k = len(self.asks)
-        if k == 0:
-            return []
-        replicates = np.full((self.n_boot, k), np.nan)
-        groups = self._groups()
-        # Several passes: keep the multiplicities rather than draw them again, if small.
-        keep = len(groups) > 1 and self.n_items * self.n_boot <= _KEPT_BYTES
-        kept: list[np.ndarray] | None = None
-        for group in groups:
-            prepared = ResampledEce([self.asks[j] for j in group], self.n_items, self.n_bins)
-            saved: list[np.ndarray] | None = [] if keep and kept is None else None
-            row = 0
-            for counts in kept if kept is not None else self._multiplicities():
-                r = counts.shape[0]
-                replicates[row : row + r, group] = prepared.evaluate(counts)
-                row += r
-                if saved is not None:
-                    saved.append(counts.astype(_small_int(counts)))
-            kept = saved if saved is not None else kept
+        self._finishing = True  # passes from here on spread their blocks over the cores
+        if not self._passes:  # all at once: keep the draws only if there are several passes
+            groups = self._groups(range(len(self.asks)))
+            self._keep = len(groups) > 1 and self.n_items * self.n_boot <= _KEPT_BYTES
+        self._submit()
+        replicates = np.full((self.n_boot, len(self.asks)), np.nan)
+        try:
+            for group, done in self._passes:
+                replicates[:, group] = done.result()
+        finally:
+            self.close()
         out = []
-        for j, (positions, conf, hit, strategy) in enumerate(self.asks):
-            estimate = ece(conf, hit, self.n_bins, strategy)
+        for j, (positions, _, _, _) in enumerate(self.asks):
             if positions.size == 0:
                 out.append(Interval(float("nan"), float("nan"), float("nan"), 0, 0, self.level))
             else:
-                out.append(_percentile(estimate, replicates[:, j], positions.size, self.level))
+                iv = _percentile(self.estimates[j], replicates[:, j], positions.size, self.level)
+                out.append(iv)
         return out
 
-    def _groups(self) -> list[list[int]]:
+    def close(self) -> None:
+        """Stop background work (a pass not yet done stops at its next block) and free the
+        kept resamples; called by ``resolve``, and by owners that give up before it."""
+        self._closed = True
+        for pool in (self._runner, self._chunks):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        self._runner = self._chunks = None
+        self._kept = self._buffer = None
+
+    def _submit(self) -> None:
+        new = range(self._started, len(self.asks))
+        self._started = len(self.asks)
+        for group in self._groups(new):
+            if self._background:
+                if self._runner is None:
+                    self._runner = ThreadPoolExecutor(1, thread_name_prefix="prelabel-ece")
+                self._passes.append((group, self._runner.submit(self._pass, group)))
+            else:
+                done: Future = Future()
+                done.set_result(self._pass(group))
+                self._passes.append((group, done))
+
+    def _draw(self) -> None:
+        """Keep the resamples' multiplicities (small integers), for the passes to come."""
+        if self._kept is None:
+            self._kept = [counts.astype(_small_int(counts)) for counts in self._multiplicities()]
+
+    def _pass(self, group: list[int]) -> np.ndarray:
+        """The replicates of ``group`` (n_boot x asks): one pass over the resamples."""
+        asks = [self.asks[j] for j in group]
+        need = sum(map(self._columns, group))
+        if self._background and (self._buffer is None or self._buffer.shape[1] < need):
+            self._buffer = np.empty((self.n_items, need), order="F")
+        prepared = ResampledEce(asks, self.n_items, self.n_bins, buffer=self._buffer)
+        out = np.full((self.n_boot, len(group)), np.nan)
+        saved: list[np.ndarray] | None = [] if self._keep and self._kept is None else None
+        pending: deque = deque()
+        row = 0
+        # Each BLAS call on one thread: the other cores run the caller or other blocks.
+        with threadpool_limits(1 if self._workers > 1 else None, user_api="blas"):
+            for counts in self._kept if self._kept is not None else self._multiplicities():
+                if self._closed:
+                    raise RuntimeError("ECE intervals closed before they were resolved")
+                if saved is not None:
+                    saved.append(counts.astype(_small_int(counts)))
+                if self._finishing and self._workers > 1:
+                    if self._chunks is None:
+                        self._chunks = ThreadPoolExecutor(self._workers)
+                    while len(pending) > self._workers:  # a few blocks in memory at most
+                        _store(out, *pending.popleft())
+                    pending.append((row, self._chunks.submit(prepared.evaluate, counts)))
+                else:
+                    out[row : row + counts.shape[0]] = prepared.evaluate(counts)
+                row += counts.shape[0]
+            while pending:
+                _store(out, *pending.popleft())
+        if saved is not None:
+            self._kept = saved
+        return out
+
+    def _groups(self, asks) -> list[list[int]]:
         """Asks per pass: as many as fit ``_CELLS_BYTES`` of matrix-product columns."""
         per_column = max(1, self.n_items) * 8
         budget = max(1, _CELLS_BYTES // per_column)
         groups: list[list[int]] = []
         used = budget
-        for j, (positions, _, _, strategy) in enumerate(self.asks):
-            if positions.size == 0:  # no items, no replicates: nan
+        for j in asks:
+            if self.asks[j][0].size == 0:  # no items, no replicates: nan
                 continue
-            # Upper bound on an ask's columns: its bins (equal-width) or bands (equal-mass)
-            # and the count of its items.
-            cost = 1 + (self.n_bins if strategy == "uniform" else 2 * self.n_bins)
+            cost = self._columns(j)
             if used + cost > budget:
                 groups.append([])
                 used = 0
@@ -135,27 +227,45 @@ class EceBatch:
             used += cost
         return groups
 
+    def _columns(self, j: int) -> int:
+        """Upper bound on ask j's matrix-product columns: its bins (equal-width) or bands
+        (equal-mass) and the count of its items."""
+        return 1 + (self.n_bins if self.asks[j][3] == "uniform" else 2 * self.n_bins)
+
     def _multiplicities(self) -> Iterator[np.ndarray]:
         """How often each item is drawn, (chunk, N) float rows, replicate after replicate:
         the draws of ``bootstrap_items`` (same generator, same stream)."""
         n, rng = self.n_items, np.random.default_rng(self.seed)
         if self.group is None:
-            chunk = max(1, _ITEM_CHUNK_ELEMENTS // max(n, 1))
-            counts = np.empty((chunk, n))
+            chunk = max(1, _CHUNK_ELEMENTS // max(n, 1))
             for start in range(0, self.n_boot, chunk):
                 index = rng.integers(0, n, size=(min(chunk, self.n_boot - start), n))
-                for j, row in enumerate(index):
-                    counts[j] = np.bincount(row, minlength=n)
-                yield counts[: index.shape[0]]
+                rows = index.shape[0]
+                # Row j's draws counted at j * n + item: one bincount for the block.
+                index += np.arange(0, rows * n, n)[:, None]
+                yield np.bincount(index.ravel(), minlength=rows * n).reshape(rows, n).astype(float)
             return
         n_groups = int(self.group.max()) + 1
-        chunk = max(1, _ITEM_CHUNK_ELEMENTS // max(n, 1))
+        chunk = max(1, _CHUNK_ELEMENTS // max(n, 1))
         for start in range(0, self.n_boot, chunk):
             rows = []
             for _ in range(min(chunk, self.n_boot - start)):
                 drawn = rng.integers(0, n_groups, size=n_groups)
                 rows.append(np.bincount(drawn, minlength=n_groups)[self.group])
             yield np.array(rows, dtype=float)
+
+
+def _store(out: np.ndarray, row: int, done: Future) -> None:
+    values = done.result()
+    out[row : row + values.shape[0]] = values
+
+
+def _workers() -> int:
+    """Threads for the resamples: the cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _small_int(counts: np.ndarray) -> type:

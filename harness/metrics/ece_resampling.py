@@ -31,12 +31,23 @@ class ResampledEce:
     ``asks``: (positions, confidence, correct, strategy), positions being the ask's items
     among the N resampled ones (its confidence and correct hold one value per position).
     ``spread``: how far (in items) a resample's running count may stray from the sample's
-    before a row takes the plain path; only speed depends on it.
+    before a row takes the plain path; only speed depends on it. ``buffer``: an (N, c)
+    float array in Fortran order to hold the matrix-product columns, if it has room (a
+    caller making one pass after another reuses it: fresh memory costs page faults).
     """
 
-    def __init__(self, asks, n_items: int, n_bins: int = 10, spread: float | None = None):
+    def __init__(
+        self,
+        asks,
+        n_items: int,
+        n_bins: int = 10,
+        spread: float | None = None,
+        buffer: np.ndarray | None = None,
+    ):
         self.n_items, self.n_bins = n_items, n_bins
-        self.spread = 6 * 0.5 * np.sqrt(n_items) + 16 if spread is None else spread
+        # 3 standard deviations of a running count (at most sqrt(N)/2): wider windows cost
+        # every row, narrower ones send more rows down the plain path (one row of N each).
+        self.spread = 3 * 0.5 * np.sqrt(n_items) + 16 if spread is None else spread
         columns: list[tuple[np.ndarray, np.ndarray]] = []  # (rows, values) of each column
 
         def column(rows: np.ndarray, values: np.ndarray | float) -> int:
@@ -64,7 +75,11 @@ class ResampledEce:
             else:
                 ask.update(self._equal_mass(pos, conf, gap, column))
             self.asks.append(ask)
-        self.cells = np.zeros((n_items, len(columns)))
+        if buffer is not None and buffer.shape[0] == n_items and buffer.shape[1] >= len(columns):
+            self.cells = buffer[:, : len(columns)]  # a Fortran-ordered block: contiguous
+            self.cells.fill(0.0)
+        else:
+            self.cells = np.zeros((n_items, len(columns)), order="F")  # filled by column
         for j, (rows, values) in enumerate(columns):
             self.cells[rows, j] = values
 

@@ -52,6 +52,9 @@ METHODS = ("temperature", "platt", "isotonic")
 EPS = 1e-6
 T_BOUNDS = (0.01, 100.0)
 _SLOPE_CAP = 50.0  # on the standardised logit: far beyond any real calibration slope
+# A Newton step whose predicted decrease of a mean log loss is below this cannot be checked
+# against the loss (its rounding noise is about 1e-16 per unit).
+_UNSEEN_DECREASE = 1e-14
 _ONE_CLASS = "only one class of correct (all right or all wrong): nothing to fit, identity kept"
 
 
@@ -183,7 +186,11 @@ def _inputs(
 
 
 def _fit_temperature(
-    c: np.ndarray, hit: np.ndarray, p: np.ndarray | None, ref: np.ndarray | None
+    c: np.ndarray,
+    hit: np.ndarray,
+    p: np.ndarray | None,
+    ref: np.ndarray | None,
+    start: Recalibrator | None = None,
 ) -> Recalibrator:
     n = c.size
     if p is None:
@@ -206,7 +213,8 @@ def _fit_temperature(
         note = "every item's distribution is uniform: temperature has no effect, T = 1 kept"
         return Recalibrator("temperature", temperature=1.0, multiclass=multi, n=n, note=note)
     if p is None:  # binary: damped Newton on the convex loss, a few passes over n
-        beta = _newton_beta(z, hit, loss)
+        warm = start is not None and start.temperature and not start.multiclass
+        beta = _newton_beta(z, hit, loss, 1 / start.temperature if warm else 1.0)
         if beta is not None:
             return Recalibrator("temperature", temperature=1 / beta, multiclass=False, n=n)
     # Convex in beta, hence unimodal in log(beta): bounded Brent search on log(beta).
@@ -221,13 +229,15 @@ def _fit_temperature(
     return Recalibrator("temperature", temperature=t, multiclass=multi, n=n, note=note)
 
 
-def _newton_beta(z: np.ndarray, hit: np.ndarray, loss) -> float | None:
-    """The minimiser beta of the convex binary loss by Newton's method from beta = 1, each
-    step halved until it stays inside the temperature bounds and lowers the loss; None
-    (the bounded search then decides, and notes a bound) if it does not settle inside
-    them. A handful of passes over the items instead of about 20."""
+def _newton_beta(z: np.ndarray, hit: np.ndarray, loss, beta: float = 1.0) -> float | None:
+    """The minimiser beta of the convex binary loss by Newton's method from ``beta`` (1, or
+    a nearby fit's), each step halved until it stays inside the temperature bounds and
+    lowers the loss; None (the bounded search then decides, and notes a bound) if it does
+    not settle inside them. A handful of passes over the items instead of about 20."""
     low, high = 1 / T_BOUNDS[1], 1 / T_BOUNDS[0]
-    beta, current = 1.0, loss(1.0)
+    if not low < beta < high:
+        beta = 1.0
+    current = loss(beta)
     for _ in range(100):
         s = 0.5 * (1.0 + np.tanh(0.5 * beta * z))  # sigmoid(beta z) without overflow
         grad = float(np.mean((s - hit) * z))
@@ -235,6 +245,13 @@ def _newton_beta(z: np.ndarray, hit: np.ndarray, loss) -> float | None:
         if not curv > 0:
             return None
         step = grad / curv
+        if abs(step) <= 1e-12 * beta or (
+            grad * step < _UNSEEN_DECREASE and low < beta - step < high
+        ):  # converged, or too close for the loss to tell (see _newton_logistic)
+            beta -= step
+            if abs(step) <= 1e-12 * beta:
+                return None if min(beta / low, high / beta) < 1 + 1e-6 else beta
+            continue
         for _ in range(60):
             new = beta - step
             if low < new < high and (value := loss(new)) <= current:
@@ -249,7 +266,7 @@ def _newton_beta(z: np.ndarray, hit: np.ndarray, loss) -> float | None:
     return None
 
 
-def _fit_platt(c: np.ndarray, hit: np.ndarray) -> Recalibrator:
+def _fit_platt(c: np.ndarray, hit: np.ndarray, start: Recalibrator | None = None) -> Recalibrator:
     n = c.size
     z = _logit(c)
     mu, sd = float(z.mean()), float(z.std())
@@ -265,7 +282,13 @@ def _fit_platt(c: np.ndarray, hit: np.ndarray) -> Recalibrator:
             [np.mean(r * s), np.mean(r)]
         )
 
-    w = _newton_logistic(s, hit)
+    w0 = np.array([1.0, 0.0])
+    if start is not None and start.a is not None and start.b is not None:
+        # The nearby fit's map, in this fit's standardised coordinates.
+        warm = np.array([start.a * sd, start.b + start.a * mu])
+        if np.all(np.isfinite(warm)) and abs(warm[0]) < _SLOPE_CAP:
+            w0 = warm
+    w = _newton_logistic(s, hit, w0)
     if w is None:  # no interior optimum within the cap (e.g. separable): bounded search
         res = minimize(
             nll,
@@ -285,12 +308,11 @@ def _fit_platt(c: np.ndarray, hit: np.ndarray) -> Recalibrator:
     return Recalibrator("platt", a=a_std / sd, b=b_std - a_std * mu / sd, n=n, note=note)
 
 
-def _newton_logistic(s: np.ndarray, hit: np.ndarray) -> np.ndarray | None:
+def _newton_logistic(s: np.ndarray, hit: np.ndarray, w: np.ndarray) -> np.ndarray | None:
     """The maximum-likelihood (slope, intercept) of hit ~ sigmoid(slope * s + intercept) by
-    Newton's method with step halving: a handful of passes over the items where a
-    quasi-Newton search takes hundreds (a second per fit at 100,000 items). None when it
+    Newton's method with step halving, from ``w``: a handful of passes over the items where
+    a quasi-Newton search takes hundreds (a second per fit at 100,000 items). None when it
     does not settle inside the slope cap (separable data has no finite optimum)."""
-    w = np.array([1.0, 0.0])
 
     def nll(v: np.ndarray) -> float:
         eta = v[0] * s + v[1]
@@ -307,6 +329,15 @@ def _newton_logistic(s: np.ndarray, hit: np.ndarray) -> np.ndarray | None:
             step = np.linalg.solve(hess, grad)
         except np.linalg.LinAlgError:
             return None
+        if np.max(np.abs(step)) < 1e-12:  # converged
+            w = w - step
+            return None if abs(w[0]) >= _SLOPE_CAP else w
+        if float(grad @ step) < _UNSEEN_DECREASE:
+            # So close that the loss cannot see the step (its predicted decrease is below
+            # rounding): halving would chase noise for dozens of passes. Newton's full step
+            # is safe this close; the next one is below 1e-12.
+            w = w - step
+            continue
         t = 1.0
         while t > 1e-10:  # halve until the log loss does not rise (Newton can overshoot)
             trial = w - t * step
@@ -324,14 +355,17 @@ def _newton_logistic(s: np.ndarray, hit: np.ndarray) -> np.ndarray | None:
     return None
 
 
-def _isotonic_thresholds(c: np.ndarray, hit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _isotonic_thresholds(
+    c: np.ndarray, hit: np.ndarray, order: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(c, hit)``'s
     ``X_thresholds_`` and ``y_thresholds_``, step by step as scikit-learn 1.x computes them
     (sort, average ``hit`` over equal confidences, scipy's PAVA, clip, drop the interior
-    points of flat runs), without importing scikit-learn (a quarter second per process)."""
+    points of flat runs), without importing scikit-learn (a quarter second per process).
+    ``order``: ``np.lexsort((hit, c))``, if known (cross-fit sorts all items once)."""
     from scipy.optimize import isotonic_regression
 
-    order = np.lexsort((hit, c))
+    order = np.lexsort((hit, c)) if order is None else order
     x, y = c[order], hit[order]
     # sklearn's _make_unique: a new value starts where x - (its group's first x) >= eps.
     eps = np.finfo(np.float64).resolution
@@ -355,8 +389,8 @@ def _isotonic_thresholds(c: np.ndarray, hit: np.ndarray) -> tuple[np.ndarray, np
     return unique_x[keep], fitted[keep]
 
 
-def _fit_isotonic(c: np.ndarray, hit: np.ndarray) -> Recalibrator:
-    xs, ys = _isotonic_thresholds(c, hit)
+def _fit_isotonic(c: np.ndarray, hit: np.ndarray, order: np.ndarray | None = None) -> Recalibrator:
+    xs, ys = _isotonic_thresholds(c, hit, order)
     x = tuple(float(v) for v in xs)
     y = tuple(float(v) for v in ys)
     note = "a single distinct confidence: constant output = the accuracy" if len(x) == 1 else None
@@ -382,24 +416,41 @@ def fit_recalibrator(
     correct: np.ndarray,
     probs: np.ndarray | None = None,
     ref_idx: np.ndarray | None = None,
+    start: Recalibrator | None = None,
 ) -> Recalibrator:
     """Fit ``method`` on all given items (see module doc).
 
     ``probs`` (n x K, with ``ref_idx``) makes temperature scaling multi-class; Platt and
-    isotonic use ``conf`` only and ignore them.
+    isotonic use ``conf`` only and ignore them. ``start``: a fit of the same method on
+    mostly the same items (all gold items, for a cross-fit fold): binary temperature and
+    Platt start their Newton steps from it. The optimum is the same; it takes fewer passes.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if method != "temperature":
         probs = ref_idx = None
-    c, hit, p, ref = _inputs(conf, correct, probs, ref_idx)
+    if start is not None and start.method != method:
+        raise ValueError(f"start must be a {method} fit, got {start.method}")
+    return _fit(method, *_inputs(conf, correct, probs, ref_idx), start)
+
+
+def _fit(
+    method: str,
+    c: np.ndarray,
+    hit: np.ndarray,
+    p: np.ndarray | None,
+    ref: np.ndarray | None,
+    start: Recalibrator | None = None,
+    order: np.ndarray | None = None,
+) -> Recalibrator:
+    """``fit_recalibrator`` on validated inputs (``order``: isotonic's sort, if known)."""
     if hit.min() == hit.max():
         return identity(method, p is not None, c.size, _ONE_CLASS)
     if method == "temperature":
-        return _fit_temperature(c, hit, p, ref)
+        return _fit_temperature(c, hit, p, ref, start)
     if method == "platt":
-        return _fit_platt(c, hit)
-    return _fit_isotonic(c, hit)
+        return _fit_platt(c, hit, start)
+    return _fit_isotonic(c, hit, order)
 
 
 def fold_ids(n: int, folds: int = 5, seed: int = 0) -> np.ndarray:
@@ -422,6 +473,7 @@ def cross_fit(
     probs: np.ndarray | None = None,
     ref_idx: np.ndarray | None = None,
     return_recalibrators: bool = False,
+    start: Recalibrator | None = None,
 ):
     """Out-of-fold recalibrated confidences: item i's value comes from a recalibrator fitted
     on the folds without i (:func:`fold_ids`). Deterministic given ``seed``.
@@ -429,22 +481,36 @@ def cross_fit(
     Use these on the gold set itself (e.g. before fitting an auto-accept threshold on it),
     and ``fit_recalibrator`` on all items for new data. With ``return_recalibrators`` also
     returns the per-fold recalibrators (their notes flag degenerate training folds).
+    ``start``: the fit on all items, if already made (see ``fit_recalibrator``).
     """
-    c = np.asarray(conf, dtype=float)
-    hit = np.asarray(correct)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if start is not None and start.method != method:
+        raise ValueError(f"start must be a {method} fit, got {start.method}")
+    if method != "temperature":
+        probs = ref_idx = None
+    # Validated once: a fold's items are a subset of valid items.
+    c, hit, p, ref = _inputs(conf, correct, probs, ref_idx)
     ids = fold_ids(c.size, folds, seed)
-    p = None if probs is None else np.asarray(probs, dtype=float)
-    ref = None if ref_idx is None else np.asarray(ref_idx)
+    # Isotonic sorts its items; sorted once here, each fold keeps its items in that order
+    # (a subsequence of a sorted sequence is sorted, ties in the same order as lexsort's).
+    order = np.lexsort((hit, c)) if method == "isotonic" else None
     out = np.empty(c.size)
     fitted = []
     for f in range(folds):
         test, train = ids == f, ids != f
-        rec = fit_recalibrator(
+        sub_order = None
+        if order is not None:
+            position = np.cumsum(train) - 1  # an item's index among the training items
+            sub_order = position[order[train[order]]]
+        rec = _fit(
             method,
             c[train],
             hit[train],
             None if p is None else p[train],
             None if ref is None else ref[train],
+            start,
+            sub_order,
         )
         out[test] = rec.apply(c[test], None if p is None else p[test])
         fitted.append(rec)
