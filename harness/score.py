@@ -217,8 +217,9 @@ def score_gold_set(
     if groups.groups:
         humans["annotator_groups"] = groups.humans(coded, boot)
     predictions: dict[str, np.ndarray] = {}
-    # Every ECE interval of every setup, bootstrapped together once all have asked.
-    shared = EceIntervals(len(coded.reference), boot)
+    # Every ECE interval of every setup on one set of resamples, evaluated on a second core
+    # while the next setups are scored (with three or more: one or two are done at the end).
+    shared = EceIntervals(len(coded.reference), boot, background=len(setups) > 2)
     try:
         for setup in setups:
             preds = ItemPredictions(coded, records_of(setup.id), source=setup.confidence)

@@ -21,9 +21,11 @@ N_BINS = 10
 
 
 class EceIntervals:
-    def __init__(self, n_items: int, boot: dict[str, Any]):
+    def __init__(self, n_items: int, boot: dict[str, Any], background: bool = False):
         self.n_items = n_items
-        self.batch = EceBatch(n_items, boot["n_boot"], boot["seed"], boot["level"], n_bins=N_BINS)
+        self.batch = EceBatch(
+            n_items, boot["n_boot"], boot["seed"], boot["level"], None, N_BINS, background
+        )
         self.pending: list[tuple[int, dict[str, Any]]] = []
 
     def interval(

@@ -231,9 +231,15 @@ def test_krippendorff_alpha_edge_cases():
         krippendorff_alpha(KRIPPENDORFF_2011, level="circular")
 
 
+@pytest.mark.parametrize("dense", [True, False])
 @pytest.mark.parametrize("level", ["nominal", "ordinal", "interval", "ratio"])
-def test_krippendorff_alpha_equals_krippendorff_package(level):
+def test_krippendorff_alpha_equals_krippendorff_package(level, dense, monkeypatch):
+    """Both ways of counting values per unit: dense (a few labels) and sparse (many)."""
+    from harness.metrics import agreement
+
     krippendorff = pytest.importorskip("krippendorff")
+    if not dense:
+        monkeypatch.setattr(agreement, "_DENSE_UNIT_COUNTS", 0)
     for seed in range(4):
         reliability = reliability_matrix(random_ratings(seed, n_items=300, k=5)) + 1.0
         expected = krippendorff.alpha(reliability, level_of_measurement=level)

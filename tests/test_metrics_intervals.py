@@ -283,6 +283,8 @@ def test_resampled_ece_of_every_ask_equals_ece_on_the_drawn_items(shape):
     for j, (positions, c, h, strategy) in enumerate(asks):
         want = [_expanded_ece(c, h, positions, row, strategy) for row in counts]
         np.testing.assert_allclose(got[:, j], want, rtol=1e-10, atol=1e-14)
+    # Kept resamples come as one-byte integers (windows are gathered from those): the same.
+    np.testing.assert_array_equal(prepared.evaluate(counts.astype(np.uint8)), got)
 
 
 def test_resampled_ece_with_no_drawn_items_is_nan():
@@ -451,7 +453,7 @@ def test_ece_batch_started_in_the_background_gives_the_same_intervals(monkeypatc
     setups = [(rng.uniform(0.2, 1, n), rng.random(n) < 0.9) for _ in range(3)]
 
     def intervals(background: bool):
-        batch = ece_intervals.EceBatch(n, n_boot=90, seed=4)
+        batch = ece_intervals.EceBatch(n, n_boot=90, seed=4, background=background)
         tickets = []
         for conf, answered in setups:
             for strategy in ("uniform", "quantile"):
@@ -495,7 +497,7 @@ def test_ece_batch_close_stops_its_background_thread(monkeypatch):
     monkeypatch.setattr(ece_intervals, "_PASS_COLUMNS", 1)
     rng = np.random.default_rng(7)
     n = 2_000
-    batch = ece_intervals.EceBatch(n, n_boot=3_000, seed=1)
+    batch = ece_intervals.EceBatch(n, n_boot=3_000, seed=1, background=True)
     batch.ask(rng.uniform(0, 1, n), rng.random(n) < 0.5, "quantile")
     batch.start()
     batch.close()

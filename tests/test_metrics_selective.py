@@ -123,6 +123,39 @@ def test_ltt_fixed_sequence_stops_at_first_failure():
     assert learn_then_test(conf, correct, 0.1, 0.1).threshold == 0.9
 
 
+@pytest.mark.parametrize("decimals", [None, 4])
+def test_ltt_on_a_long_path_equals_testing_every_threshold_by_hand(decimals):
+    """Thousands of candidate thresholds (p-values are computed in growing blocks up to
+    the first failure), with and without tied confidences: the path, the threshold and
+    its counts equal testing each distinct confidence in turn, from the strictest."""
+    rng = np.random.default_rng(3)
+    n = 20_000
+    conf = rng.uniform(0.3, 1, n)
+    if decimals is not None:
+        conf = np.round(conf, decimals)
+    # No errors above 0.7, many below: the path runs a long way, then fails.
+    correct = (rng.random(n) < np.where(conf > 0.7, 1.0, 0.3)).astype(int)
+    alpha, delta = 0.1, 0.1
+    res = learn_then_test(conf, correct, alpha, delta)
+    m = min_accepted_to_pass(alpha, delta)
+    tested, path = [], []
+    for t in np.unique(conf)[::-1]:
+        accepted = conf >= t
+        if accepted.sum() < m and not tested:
+            continue
+        p = binom.cdf((correct[accepted] == 0).sum(), accepted.sum(), alpha)
+        tested.append(t)
+        path.append(p)
+        if p > delta:
+            break
+    assert len(tested) > 1100  # past the first block
+    assert res.thresholds_tested.tolist() == tested
+    assert res.p_values == pytest.approx(path, rel=1e-9, abs=1e-300)
+    assert res.threshold == tested[-2]
+    assert res.n_accepted == int((conf >= tested[-2]).sum())
+    assert res.errors == int((correct[conf >= tested[-2]] == 0).sum())
+
+
 def test_ltt_rejects_bad_arguments():
     conf, correct = _separable()
     with pytest.raises(ValueError):

@@ -227,6 +227,10 @@ def _alpha_distance(domain: np.ndarray, n_c: np.ndarray, level: str) -> np.ndarr
     raise ValueError(f"level must be one of {ALPHA_LEVELS}, got {level!r}")
 
 
+# Units x values up to which alpha counts values per unit in a dense array (160 MB).
+_DENSE_UNIT_COUNTS = 20_000_000
+
+
 def krippendorff_alpha(
     reliability: np.ndarray, level: str = "nominal", n_values: int | None = None
 ) -> float:
@@ -266,10 +270,17 @@ def krippendorff_alpha(
         return float("nan")
     value_idx = np.searchsorted(domain, values)
     shape = (data.shape[1], domain.size)
-    unit_counts = sparse.csr_matrix((np.ones(values.size), (unit_idx, value_idx)), shape)
-    scaled = sparse.diags(1.0 / (per_unit - 1.0)) @ unit_counts
-    coincidence = (unit_counts.T @ scaled).toarray()
-    coincidence -= np.diag(np.asarray(scaled.sum(axis=0)).ravel())
+    if shape[0] * shape[1] <= _DENSE_UNIT_COUNTS:  # a few labels: dense counts are faster
+        flat = np.bincount(unit_idx * shape[1] + value_idx, minlength=shape[0] * shape[1])
+        unit_counts = flat.reshape(shape).astype(float)
+        scaled = unit_counts / (per_unit - 1.0)[:, None]
+        coincidence = unit_counts.T @ scaled
+        coincidence -= np.diag(scaled.sum(axis=0))
+    else:  # many distinct values (interval data): sparse
+        unit_counts = sparse.csr_matrix((np.ones(values.size), (unit_idx, value_idx)), shape)
+        scaled = sparse.diags(1.0 / (per_unit - 1.0)) @ unit_counts
+        coincidence = (unit_counts.T @ scaled).toarray()
+        coincidence -= np.diag(np.asarray(scaled.sum(axis=0)).ravel())
     n_c = coincidence.sum(axis=1)
     n = n_c.sum()
     delta = _alpha_distance(domain, n_c, level)

@@ -16,6 +16,7 @@ the gold set were drawn again. When an ask covers every item, its replicates are
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -48,8 +49,10 @@ class EceBatch:
     ask's items; ``n_boot`` = replicates in which it had any). Equal asks share a ticket.
     ``start`` hands the asks made so far to a background thread, which evaluates them on
     the resamples while the caller goes on (scoring the next setup): a report's scoring is
-    mostly one busy thread, so a second core would otherwise idle. The values do not
-    depend on when or in which pass an ask is evaluated.
+    mostly one busy thread, so a second core would otherwise idle. ``background=True``
+    (for a caller with several setups to come) draws the resamples at once in that thread
+    and keeps them, as one-byte integers, for its passes. The values do not depend on
+    when or in which pass an ask is evaluated.
     """
 
     def __init__(
@@ -60,6 +63,7 @@ class EceBatch:
         level: float = 0.95,
         clusters: np.ndarray | None = None,
         n_bins: int = 10,
+        background: bool = False,
     ):
         _check_common(n_boot, level)
         self.group = _cluster_ids(clusters, n_items)
@@ -74,8 +78,11 @@ class EceBatch:
         self.estimates: list[float] = []
         self._tickets: dict[bytes, int] = {}
         self._workers = _workers()
-        # Background passes only where they pay: a second core and a sizeable batch.
-        self._background = self._workers > 1 and n_items * n_boot >= _BACKGROUND_ELEMENTS
+        # Background passes only where they pay: several passes to come (the caller says),
+        # a second core and a sizeable batch.
+        self._background = (
+            background and self._workers > 1 and n_items * n_boot >= _BACKGROUND_ELEMENTS
+        )
         self._started = 0  # asks handed to a pass so far
         self._passes: list[tuple[list[int], Future]] = []
         self._runner: ThreadPoolExecutor | None = None  # one thread: passes in order
@@ -84,6 +91,10 @@ class EceBatch:
         self._keep = False
         self._kept: list[np.ndarray] | None = None
         self._buffer: np.ndarray | None = None  # matrix-product columns, pass after pass
+        self._scratch = threading.local()  # per thread: kept integers converted to floats
+        # Wider blocks make a faster product; without background passes (one or two
+        # setups, e.g. a 100,000-item run) half as wide, to hold less memory at once.
+        self._chunk_elements = _CHUNK_ELEMENTS if self._background else _CHUNK_ELEMENTS // 2
         if self._background and n_items * n_boot <= _KEPT_BYTES:
             # Draw the resamples while the caller scores its first setup.
             self._keep = True
@@ -198,17 +209,28 @@ class EceBatch:
                 if self._finishing and self._workers > 1:
                     if self._chunks is None:
                         self._chunks = ThreadPoolExecutor(self._workers)
-                    while len(pending) > self._workers:  # a few blocks in memory at most
+                    while len(pending) >= self._workers:  # a block per thread in memory
                         _store(out, *pending.popleft())
-                    pending.append((row, self._chunks.submit(prepared.evaluate, counts)))
+                    pending.append((row, self._chunks.submit(self._evaluate, prepared, counts)))
                 else:
-                    out[row : row + counts.shape[0]] = prepared.evaluate(counts)
+                    out[row : row + counts.shape[0]] = self._evaluate(prepared, counts)
                 row += counts.shape[0]
             while pending:
                 _store(out, *pending.popleft())
         if saved is not None:
             self._kept = saved
         return out
+
+    def _evaluate(self, prepared: ResampledEce, counts: np.ndarray) -> np.ndarray:
+        """``prepared.evaluate`` with this thread's scratch block for the conversion."""
+        scratch = getattr(self._scratch, "block", None)
+        if (
+            scratch is None
+            or scratch.shape[0] < counts.shape[0]
+            or scratch.shape[1:] != counts.shape[1:]
+        ):
+            scratch = self._scratch.block = np.empty(counts.shape)
+        return prepared.evaluate(counts, scratch)
 
     def _groups(self, asks) -> list[list[int]]:
         """Asks per pass: as many as fit ``_CELLS_BYTES`` of matrix-product columns."""
@@ -237,7 +259,7 @@ class EceBatch:
         the draws of ``bootstrap_items`` (same generator, same stream)."""
         n, rng = self.n_items, np.random.default_rng(self.seed)
         if self.group is None:
-            chunk = max(1, _CHUNK_ELEMENTS // max(n, 1))
+            chunk = max(1, self._chunk_elements // max(n, 1))
             for start in range(0, self.n_boot, chunk):
                 index = rng.integers(0, n, size=(min(chunk, self.n_boot - start), n))
                 rows = index.shape[0]
@@ -246,7 +268,7 @@ class EceBatch:
                 yield np.bincount(index.ravel(), minlength=rows * n).reshape(rows, n).astype(float)
             return
         n_groups = int(self.group.max()) + 1
-        chunk = max(1, _CHUNK_ELEMENTS // max(n, 1))
+        chunk = max(1, self._chunk_elements // max(n, 1))
         for start in range(0, self.n_boot, chunk):
             rows = []
             for _ in range(min(chunk, self.n_boot - start)):

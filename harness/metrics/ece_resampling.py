@@ -121,8 +121,18 @@ class ResampledEce:
             "bands_gap": bands_gap,
         }
 
-    def evaluate(self, counts: np.ndarray) -> np.ndarray:
-        """ECE of each ask on each row of ``counts`` (r, N multiplicities): (r, asks)."""
+    def evaluate(self, counts: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
+        """ECE of each ask on each row of ``counts`` (r, N multiplicities, floats or small
+        unsigned integers): (r, asks). ``scratch``: a float array of at least r rows of N
+        to convert integers into (fresh memory of that size costs page faults each time).
+        """
+        # Equal-mass windows gather a few columns of every row: from one-byte integers
+        # when given, ten times faster than from floats (fewer cache lines).
+        small = counts if counts.dtype == np.uint8 else None
+        if counts.dtype != float and scratch is not None and scratch.shape[1:] == counts.shape[1:]:
+            dense = scratch[: counts.shape[0]]
+            np.copyto(dense, counts)
+            counts = dense
         counts = np.asarray(counts, dtype=float)
         sums = counts @ self.cells
         out = np.empty((counts.shape[0], len(self.asks)))
@@ -132,7 +142,8 @@ class ResampledEce:
                 if ask["strategy"] == "uniform":
                     out[:, j] = np.abs(sums[:, ask["bins"]]).sum(axis=1) / m
                 else:
-                    out[:, j] = self._equal_mass_rows(ask, counts, sums, m)
+                    gather = counts if small is None else small
+                    out[:, j] = self._equal_mass_rows(ask, gather, sums, m)
         return out
 
     def _equal_mass_rows(self, ask, counts, sums, m) -> np.ndarray:
@@ -141,14 +152,15 @@ class ResampledEce:
         qs = np.linspace(0.0, 1.0, self.n_bins + 1)[1:-1]
         mm = np.maximum(m, 1).astype(np.int64)
         prev_k, next_k, gamma = _order_statistics(mm, qs)
-        drawn = counts[:, ask["window"]]
-        # Running count and gap sum through each window rank (inclusive), bands included.
+        drawn = counts[:, ask["window"]].astype(float)
+        # Running count through each window rank (inclusive), bands included; the running
+        # gap sum within windows only (the bands' are added where it is read).
         band_n = np.cumsum(sums[:, ask["bands_count"]], axis=1)
         band_g = np.cumsum(sums[:, ask["bands_gap"]], axis=1)
         ranges = ask["range_of"]
-        run_n = np.cumsum(drawn, axis=1) + band_n[:, ranges]
-        gaps = drawn * ask["window_gap"]
-        run_g = np.cumsum(gaps, axis=1) + band_g[:, ranges]
+        run_n = np.cumsum(drawn, axis=1)
+        run_n += band_n[:, ranges]
+        run_g = np.cumsum(drawn * ask["window_gap"], axis=1)
         ok = m > 0
         rank_of = {}
         for name, k in (("prev", prev_k), ("next", next_k)):
@@ -164,8 +176,9 @@ class ResampledEce:
         ends = np.searchsorted(ranked, edges, side="right")  # ranks in bins up to this edge
         last = ask["u_of_rank"][np.maximum(ends - 1, 0)]
         ok &= np.all((last >= 0) | (ends == 0) | (ends == n), axis=1)
-        total = band_g[:, -1] + gaps.sum(axis=1)
-        prefix = np.take_along_axis(run_g, np.maximum(last, 0), 1)
+        total = band_g[:, -1] + run_g[:, -1]
+        at = np.maximum(last, 0)
+        prefix = np.take_along_axis(run_g, at, 1) + np.take_along_axis(band_g, ranges[at], 1)
         prefix[ends == 0] = 0.0
         prefix = np.where(ends == n, total[:, None], prefix)
         bounds = np.concatenate([np.zeros((r, 1)), prefix, total[:, None]], axis=1)
@@ -173,7 +186,10 @@ class ResampledEce:
         redo = np.flatnonzero(~ok & (m > 0))
         if redo.size:
             out[redo] = equal_mass_from_ranked_counts(
-                ranked, ask["gap"], counts[np.ix_(redo, ask["positions"])], self.n_bins
+                ranked,
+                ask["gap"],
+                counts[np.ix_(redo, ask["positions"])].astype(float),
+                self.n_bins,
             )
         return out
 

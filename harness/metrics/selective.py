@@ -122,6 +122,22 @@ def min_accepted_to_pass(alpha: float, delta: float) -> int:
     return max(m, 1)
 
 
+def _p_values_to_first_failure(
+    errors: np.ndarray, n_accepted: np.ndarray, alpha: float, delta: float
+) -> np.ndarray:
+    """``ltt_p_value`` along the path, up to its first p > delta (fixed-sequence testing
+    stops there), in blocks growing by doubling: the path can be 100,000 thresholds long."""
+    p = np.empty(errors.size)
+    done, block = 0, 1024
+    while done < errors.size:
+        end = min(errors.size, done + block)
+        p[done:end] = ltt_p_value(errors[done:end], n_accepted[done:end], alpha)
+        if np.any(p[done:end] > delta):
+            return p[:end]
+        done, block = end, block * 2
+    return p
+
+
 def learn_then_test(
     confidence: np.ndarray,
     correct: np.ndarray,
@@ -137,10 +153,15 @@ def learn_then_test(
     conf, hit = _inputs(confidence, correct)
     _check_levels(alpha, delta)
     n = conf.size
+    # One ascending sort serves the candidates and the counts: only whole groups of tied
+    # confidences are ever accepted, so the order within a tie does not matter.
+    order = np.argsort(conf)
+    ascending = conf[order]
     if thresholds is None:
-        cand = np.unique(conf)[::-1]
+        distinct = np.concatenate([[True], ascending[1:] != ascending[:-1]])
+        cand = ascending[distinct][::-1]
         m = min_accepted_to_pass(alpha, delta)
-        count = n - np.searchsorted(np.sort(conf), cand, side="left")
+        count = n - np.searchsorted(ascending, cand, side="left")
         start = np.flatnonzero(count >= m)
         # If no candidate reaches m items, keep the loosest so the path is not empty.
         cand = cand[start[0] :] if start.size else cand[-1:]
@@ -151,12 +172,12 @@ def learn_then_test(
         if np.any(np.diff(cand) > 0):
             raise ValueError("thresholds must be ordered from strict to loose (non-increasing)")
 
-    order = np.argsort(-conf, kind="stable")
-    cum_errors = np.concatenate([[0], np.cumsum(~hit[order])])
-    # Number of items with confidence >= t, via the ascending sort.
-    n_acc = n - np.searchsorted(np.sort(conf), cand, side="left")
-    err = cum_errors[n_acc]
-    p = np.asarray(ltt_p_value(err, n_acc, alpha), dtype=float)
+    # Items with confidence >= t are the last n_acc of the ascending order; their errors
+    # are all errors minus those of the items before them.
+    errors_before = np.concatenate([[0], np.cumsum(~hit[order])])
+    n_acc = n - np.searchsorted(ascending, cand, side="left")
+    err = errors_before[-1] - errors_before[n - n_acc]
+    p = _p_values_to_first_failure(err, n_acc, alpha, delta)
 
     fails = np.flatnonzero(p > delta)
     n_pass = int(fails[0]) if fails.size else cand.size
