@@ -95,6 +95,10 @@ class EceBatch:
         # Wider blocks make a faster product; without background passes (one or two
         # setups, e.g. a 100,000-item run) half as wide, to hold less memory at once.
         self._chunk_elements = _CHUNK_ELEMENTS if self._background else _CHUNK_ELEMENTS // 2
+        # Background batches (several setups of a large gold set) take their products in
+        # float32 (see ece_resampling), where every resample's counts stay whole numbers.
+        fit32 = self._background and self._counts_fit_float32()
+        self._dtype = np.float32 if fit32 else np.float64
         if self._background and n_items * n_boot <= _KEPT_BYTES:
             # Draw the resamples while the caller scores its first setup.
             self._keep = True
@@ -193,8 +197,10 @@ class EceBatch:
         asks = [self.asks[j] for j in group]
         need = sum(map(self._columns, group))
         if self._background and (self._buffer is None or self._buffer.shape[1] < need):
-            self._buffer = np.empty((self.n_items, need), order="F")
-        prepared = ResampledEce(asks, self.n_items, self.n_bins, buffer=self._buffer)
+            self._buffer = np.empty((self.n_items, need), self._dtype, order="F")
+        prepared = ResampledEce(
+            asks, self.n_items, self.n_bins, buffer=self._buffer, dtype=self._dtype
+        )
         out = np.full((self.n_boot, len(group)), np.nan)
         saved: list[np.ndarray] | None = [] if self._keep and self._kept is None else None
         pending: deque = deque()
@@ -229,7 +235,7 @@ class EceBatch:
             or scratch.shape[0] < counts.shape[0]
             or scratch.shape[1:] != counts.shape[1:]
         ):
-            scratch = self._scratch.block = np.empty(counts.shape)
+            scratch = self._scratch.block = np.empty(counts.shape, self._dtype)
         return prepared.evaluate(counts, scratch)
 
     def _groups(self, asks) -> list[list[int]]:
@@ -248,6 +254,14 @@ class EceBatch:
             groups[-1].append(j)
             used += cost
         return groups
+
+    def _counts_fit_float32(self) -> bool:
+        """Whether every resample's multiplicities sum below 2**24 (exact in float32): N
+        draws of items, or of clusters each at most the largest cluster's size."""
+        if self.group is None:
+            return self.n_items < _counts_limit()
+        sizes = np.bincount(self.group)
+        return sizes.size * int(sizes.max(initial=0)) < _counts_limit()
 
     def _columns(self, j: int) -> int:
         """Upper bound on ask j's matrix-product columns: its bins (equal-width) or bands
@@ -280,6 +294,11 @@ class EceBatch:
 def _store(out: np.ndarray, row: int, done: Future) -> None:
     values = done.result()
     out[row : row + values.shape[0]] = values
+
+
+def _counts_limit() -> int:
+    """Whole numbers below this are exact in float32."""
+    return 2**24
 
 
 def _workers() -> int:
