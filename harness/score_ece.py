@@ -3,7 +3,9 @@
 Blocks ask for an ECE interval as they are built and get its metrics.json dict at once,
 with the estimate and n; ``fill`` adds low and high once every setup has asked, all on
 one set of resamples of the gold items (``metrics.ece_intervals.EceBatch``): at 100,000
-items x 10 setups that is one draw of the resamples instead of one per interval.
+items x 10 setups that is one draw of the resamples instead of one per interval. With
+``background=True`` (three or more setups) ``start`` after each setup hands its asks to a
+second core, so that most of the work is done by the time ``fill`` is called.
 """
 
 from __future__ import annotations

@@ -337,6 +337,7 @@ def test_binary_temperature_by_newton_equals_the_bounded_search_and_falls_back_a
     from scipy.optimize import minimize_scalar
 
     from harness.metrics import recalibration as rc
+    from harness.metrics.recalibration_solvers import newton_beta
 
     rng = np.random.default_rng(30)
     conf = rng.uniform(0.5, 0.99, 3000)
@@ -350,7 +351,7 @@ def test_binary_temperature_by_newton_equals_the_bounded_search_and_falls_back_a
     ref = minimize_scalar(
         lambda u: loss(np.exp(u)), bounds=(lo, hi), method="bounded", options={"xatol": 1e-10}
     )
-    beta = rc._newton_beta(z, correct, loss)
+    beta = newton_beta(z, correct, loss)
     assert beta is not None and beta == pytest.approx(np.exp(ref.x), rel=1e-6)
     assert fit_recalibrator("temperature", conf, correct).temperature == pytest.approx(1 / beta)
     # Confidence that points the wrong way: the optimum is beyond the bounds, Newton gives
@@ -360,5 +361,5 @@ def test_binary_temperature_by_newton_equals_the_bounded_search_and_falls_back_a
     def wrong_loss(beta):
         return float(np.mean(np.logaddexp(0.0, beta * z) - wrong * beta * z))
 
-    assert rc._newton_beta(z, wrong, wrong_loss) is None
+    assert newton_beta(z, wrong, wrong_loss) is None
     assert "at the bound" in (fit_recalibrator("temperature", conf, wrong).note or "")

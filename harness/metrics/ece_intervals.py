@@ -10,7 +10,8 @@ The resamples are of the gold set's items; an ask covering only some of them (a 
 answered items with a confidence) is evaluated on its items within each resample, so the
 number of its items varies between resamples, as the number of answered items would if
 the gold set were drawn again. When an ask covers every item, its replicates are those of
-``intervals.bootstrap_items`` with the same seed (the same draws, without clusters).
+``intervals.bootstrap_items`` with the same seed (the same draws, without clusters), up
+to float32 rounding in background batches (see ``ece_resampling``).
 """
 
 from __future__ import annotations
@@ -93,8 +94,8 @@ class EceBatch:
         self._buffer: np.ndarray | None = None  # matrix-product columns, pass after pass
         self._scratch = threading.local()  # per thread: kept integers converted to floats
         # Wider blocks make a faster product; without background passes (one or two
-        # setups, e.g. a 100,000-item run) half as wide, to hold less memory at once.
-        self._chunk_elements = _CHUNK_ELEMENTS if self._background else _CHUNK_ELEMENTS // 2
+        # setups, e.g. a 100,000-item run, whose peak memory this is) a quarter as wide.
+        self._chunk_elements = _CHUNK_ELEMENTS if self._background else _CHUNK_ELEMENTS // 4
         # Background batches (several setups of a large gold set) take their products in
         # float32 (see ece_resampling), where every resample's counts stay whole numbers.
         fit32 = self._background and self._counts_fit_float32()
@@ -205,14 +206,18 @@ class EceBatch:
         saved: list[np.ndarray] | None = [] if self._keep and self._kept is None else None
         pending: deque = deque()
         row = 0
-        # Each BLAS call on one thread: the other cores run the caller or other blocks.
-        with threadpool_limits(1 if self._workers > 1 else None, user_api="blas"):
+        # In the background, each BLAS call on one thread (the caller has the other core)
+        # and, once the caller waits, blocks of rows on every core. Otherwise (one or two
+        # setups) one thread and a multi-threaded BLAS: worker threads would each keep
+        # an allocator arena of their own, hundreds of MB at 100,000 items.
+        threads = self._background and self._workers > 1
+        with threadpool_limits(1 if threads else None, user_api="blas"):
             for counts in self._kept if self._kept is not None else self._multiplicities():
                 if self._closed:
                     raise RuntimeError("ECE intervals closed before they were resolved")
                 if saved is not None:
                     saved.append(counts.astype(_small_int(counts)))
-                if self._finishing and self._workers > 1:
+                if self._finishing and threads:
                     if self._chunks is None:
                         self._chunks = ThreadPoolExecutor(self._workers)
                     while len(pending) >= self._workers:  # a block per thread in memory
@@ -279,7 +284,11 @@ class EceBatch:
                 rows = index.shape[0]
                 # Row j's draws counted at j * n + item: one bincount for the block.
                 index += np.arange(0, rows * n, n)[:, None]
-                yield np.bincount(index.ravel(), minlength=rows * n).reshape(rows, n).astype(float)
+                flat = np.bincount(index.ravel(), minlength=rows * n)
+                del index  # at most two blocks' worth alive at once: a run's peak memory
+                counts = flat.reshape(rows, n).astype(float)
+                del flat
+                yield counts
             return
         n_groups = int(self.group.max()) + 1
         chunk = max(1, self._chunk_elements // max(n, 1))
