@@ -257,6 +257,42 @@ def test_disagreements_order_failed_items_last():
     assert block["items"][0]["annotations"] == dict(gold.items[0].annotations)
 
 
+def test_disagreements_order_equals_sorting_rows_by_tier_shown_confidence_and_position():
+    """The order is one array sort: failed last, then answered without a confidence, then by
+    the confidence as shown (6 decimals: values equal there tie) descending, ties by
+    position. It must equal sorting the rows by that key one by one."""
+    import math
+
+    gold = _gold(300)
+    coded = CodedGoldSet(gold, LABELS)
+    rng = np.random.default_rng(5)
+    recs = []
+    for i, item in enumerate(gold.items):
+        wrong = LABELS[(int(coded.reference[i]) + 1) % 3]
+        kind = rng.integers(0, 5)
+        # Confidences a hair apart: equal once rounded to 6 decimals, so position decides.
+        conf = float(rng.choice([0.5, 0.7, 0.9])) + float(rng.integers(0, 3)) * 1e-8
+        label, c = [(wrong, conf), (wrong, conf), (wrong, None), (None, None), (LABELS[0], 0.8)][
+            kind
+        ]
+        recs.append(
+            LabelRecord(setup="s", gold_set="reviews", item=item.id, label=label, confidence=c)
+        )
+    preds = ItemPredictions(coded, recs)
+    block = disagreements(coded, preds, limit=1000)
+    by_hand = []
+    for i in range(len(gold.items)):
+        if coded.reference[i] >= 0 and preds.pred[i] != coded.reference[i]:
+            c = float(preds.confidence[i])
+            shown = None if math.isnan(c) else round(c, 6)
+            tier = 2 if preds.pred[i] < 0 else (0 if shown is not None else 1)
+            by_hand.append(((tier, -(shown or 0.0), i), gold.items[i].id, shown))
+    by_hand.sort()
+    assert [x["item"] for x in block["items"]] == [item for _, item, _ in by_hand]
+    assert [x["confidence"] for x in block["items"]] == [shown for _, _, shown in by_hand]
+    assert block["n"] == len(by_hand) > 100
+
+
 def add_other_blocks(metrics: dict[str, Any]) -> None:
     """The deploy decision (harness.decision) on the first gold set, as the pipeline adds
     it: a cost block per setup, the gold set's recommendation, and the top-level one."""

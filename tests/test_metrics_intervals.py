@@ -573,3 +573,36 @@ def test_ece_batch_takes_float32_products_only_for_background_batches(monkeypatc
     monkeypatch.setattr(ece_intervals, "_counts_limit", lambda: 1000)
     assert dtype_of(1000, few_big) == np.float64  # 2 x 999 > the (lowered) limit
     assert dtype_of(999) == np.float32
+
+
+def test_ece_batch_without_background_starts_no_threads(monkeypatch):
+    """One or two setups (a 100,000-item run's peak memory is this batch): no worker
+    threads, whose allocator arenas each kept hundreds of MB, even on several cores."""
+    from harness.metrics import ece_intervals
+
+    started = []
+
+    class Counting(ece_intervals.ThreadPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            started.append(args)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(ece_intervals, "ThreadPoolExecutor", Counting)
+    monkeypatch.setattr(ece_intervals, "_workers", lambda: 4)
+    monkeypatch.setattr(ece_intervals, "_BACKGROUND_ELEMENTS", 0)
+    rng = np.random.default_rng(2)
+    n = 500
+    conf, hit = rng.uniform(0.3, 1, n), rng.random(n) < 0.7
+
+    def resolve(background: bool):
+        batch = ece_intervals.EceBatch(n, n_boot=50, seed=3, background=background)
+        batch.ask(conf, hit, "uniform")
+        batch.ask(conf, hit, "quantile")
+        batch.start()
+        return batch.resolve()
+
+    plain = resolve(background=False)
+    assert started == []
+    assert resolve(background=True) and started  # the background batch does use them
+    want = ece_intervals.ece_ci(conf, hit, n_boot=50, seed=3)
+    assert (plain[0].low, plain[0].high) == pytest.approx((want.low, want.high), rel=1e-12)

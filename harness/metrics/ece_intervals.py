@@ -53,7 +53,8 @@ class EceBatch:
     mostly one busy thread, so a second core would otherwise idle. ``background=True``
     (for a caller with several setups to come) draws the resamples at once in that thread
     and keeps them, as one-byte integers, for its passes. The values do not depend on
-    when or in which pass an ask is evaluated.
+    when or in which pass an ask is evaluated (beyond float32 rounding in background
+    batches, see ``ece_resampling``).
     """
 
     def __init__(
