@@ -146,7 +146,7 @@ class ItemPredictions:
         by_item: dict[int, list[LabelRecord]] = defaultdict(list)
         if single is not None:
             # Only unanswered items are looked up again (for their failure reason).
-            self.records, unanswered, pred, table, auto_from = single
+            self.records, unanswered, self.pred, table, auto_from = single
             by_item.update(unanswered)
         else:
             index = coded.index
@@ -155,6 +155,7 @@ class ItemPredictions:
                 if i >= 0:
                     by_item[i].append(r)
             self.records = [r for recs in by_item.values() for r in recs]
+            self.pred, table, auto_from = self._modes(coded, by_item, swapped=False)
         self.labels = coded.labels
         self.source = source
         self.sources: Counter[str] = Counter()
@@ -168,10 +169,6 @@ class ItemPredictions:
                 default=0,
             )
         )
-        if single is not None:
-            self.pred = pred
-        else:
-            self.pred, table, auto_from = self._modes(coded, by_item, swapped=False)
         if source == "auto":
             self.sources.update(name for name in auto_from if name is not None)
         elif source in table:
