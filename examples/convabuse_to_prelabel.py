@@ -310,6 +310,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def missing_golds(golds: Path) -> str:
+    """Where the raw files were looked for, and how to point the script at them."""
+    default = golds == DEFAULT_GOLDS
+    return (
+        f"no ConvAbuse raw files: {golds.resolve()} is not a folder"
+        + (" (the default: the shared copy beside the checkout)" if default else "")
+        + "; get ConvAbuseEMNLP{train,valid,test}.csv from github.com/amandacurry/convabuse "
+        "and pass their folder with --golds DIR"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="ConvAbuse CSVs -> prelabel ordinal gold set (abuse severity, 5 levels). "
@@ -339,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if not args.golds.is_dir():
-        die(f"{args.golds} is not a folder (pass --golds DIR)")
+        die(missing_golds(args.golds))
     convert(args.golds, args.out, args.splits, args.limit)
     return 0
 

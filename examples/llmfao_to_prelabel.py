@@ -423,6 +423,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def missing_golds(golds: Path) -> str:
+    """Where the raw files were looked for, and how to point the script at them."""
+    default = golds == DEFAULT_GOLDS
+    return (
+        f"no LLMFAO raw files: {golds.resolve()} is not a folder"
+        + (" (the default: the shared copy beside the checkout)" if default else "")
+        + "; get the files listed in examples/README.md from github.com/dustalov/llmfao "
+        "and pass their folder with --golds DIR"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="LLMFAO crowd comparisons -> prelabel pairwise gold set + GPT replay files.",
@@ -453,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if not args.golds.is_dir():
-        die(f"{args.golds} is not a folder (pass --golds DIR)")
+        die(missing_golds(args.golds))
     convert(args.golds, args.out, args.limit, args.min_annotators)
     return 0
 

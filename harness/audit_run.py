@@ -44,7 +44,51 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-def run_audit(label_run: Path, reviews: Path, from_name: str | None = None) -> dict[str, Any]:
+NO_ESTIMATE = "no evaluation estimate given"  # harness.metrics.audit's note, made specific
+
+
+def _evaluation(
+    label_run: Path, manifest: dict[str, Any], evaluation_run: Path | None
+) -> tuple[EvaluationEstimate | None, str | None]:
+    """What the evaluation promised for the label run's setup, or why there is nothing."""
+    # By default the evaluation run sits beside the label run (both under runs_dir).
+    folder = evaluation_run or label_run.parent / manifest["evaluation_run"]
+    metrics_path = folder / "metrics.json"
+    if not metrics_path.is_file():
+        return None, (
+            f"{NO_ESTIMATE}: {metrics_path} not found (the evaluation run "
+            f"{manifest['evaluation_run']} of this label run); pass its folder with "
+            "`prelabel audit ... --evaluation RUN_DIR`: drift not assessed"
+        )
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    setup = manifest["setup"]
+    block = next((b for b in metrics["gold_sets"][0]["setups"] if b["setup"] == setup), None)
+    if block is None:
+        return None, (
+            f"{NO_ESTIMATE}: {metrics_path} has no setup {setup}; pass the evaluation run "
+            f"of this label run ({manifest['evaluation_run']}) with --evaluation RUN_DIR: "
+            "drift not assessed"
+        )
+    sel = block.get("selective") or {}
+    if sel.get("threshold") is None:
+        return None, (
+            f"{NO_ESTIMATE}: {metrics_path} has no auto-accept threshold for {setup} (none "
+            "met report.target_error on the gold set), so the evaluation promised no error "
+            "rate to compare with: drift not assessed"
+        )
+    estimate = EvaluationEstimate(
+        float(sel["target_error"]), int(sel["errors_among_accepted"]), int(sel["auto_accepted"])
+    )
+    return estimate, None
+
+
+def run_audit(
+    label_run: Path,
+    reviews: Path,
+    from_name: str | None = None,
+    evaluation_run: Path | None = None,
+) -> dict[str, Any]:
+    """`evaluation_run`: the evaluation's run folder, when it is not beside the label run."""
     manifest = (
         json.loads((label_run / "manifest.json").read_text(encoding="utf-8"))
         if (label_run / "manifest.json").is_file()
@@ -76,21 +120,7 @@ def run_audit(label_run: Path, reviews: Path, from_name: str | None = None) -> d
             file=reviews,
             hint=f"export the reviews of the tasks made from {label_run}",
         )
-    evaluation = None
-    # The evaluation run sits beside the label run (both under the config's runs_dir).
-    metrics_path = label_run.parent / manifest["evaluation_run"] / "metrics.json"
-    if metrics_path.is_file():
-        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-        block = next(
-            (b for b in metrics["gold_sets"][0]["setups"] if b["setup"] == manifest["setup"]), {}
-        )
-        sel = block.get("selective") or {}
-        if sel.get("threshold") is not None:
-            evaluation = EvaluationEstimate(
-                float(sel["target_error"]),
-                int(sel["errors_among_accepted"]),
-                int(sel["auto_accepted"]),
-            )
+    evaluation, missing = _evaluation(label_run, manifest, evaluation_run)
     result = audit(
         np.array([code.get(x["label"], -1) if x["label"] is not None else -1 for x in rows]),
         np.array([code.get(human.get(x["item"]), -1) for x in rows]),
@@ -100,6 +130,8 @@ def run_audit(label_run: Path, reviews: Path, from_name: str | None = None) -> d
         evaluation=evaluation,
     )
     out = _plain(result)
+    if missing:  # say where the estimate was looked for and how to give it
+        out["notes"] = [missing if n.startswith(NO_ESTIMATE) else n for n in out["notes"]]
     for c in out["per_class"]:
         c["label"] = labels[c["label"]]
     out.update(

@@ -2,9 +2,11 @@
 
 Keyed by `plan.cache_key` (sha256 of canonical JSON of what determines the output). Values
 are canonical JSON text, not pickles, so a cache is readable by any tool and safe to share
-between CI jobs. Only successful replies are stored: an error or an empty answer is never
-cached, so a rerun retries it. diskcache commits each write to SQLite at once, so a label
-survives a crash the moment it is stored, and two runs can share one cache directory.
+between CI jobs. Only replies are stored: an error or an empty answer is never cached, so a
+rerun retries it. A reply that fails to parse was paid for and is stored: `run
+--retry-failed` asks again, `cache clear --failed` removes it. diskcache commits each write
+to SQLite at once, so a label survives a crash the moment it is stored, and two runs can
+share one cache directory.
 """
 
 from __future__ import annotations
@@ -44,6 +46,19 @@ class LabelCache:
         if reply.content is None or not reply.content.strip():
             return
         self._cache.set(key, json.dumps(reply.to_json(), sort_keys=True, ensure_ascii=False))
+
+    def raw(self, key: str) -> str | None:
+        """The stored JSON text as it is (`prelabel cache export`)."""
+        text = self._cache.get(key)
+        return text if isinstance(text, str) else None
+
+    def set_raw(self, key: str, text: str) -> None:
+        """Store JSON text that the caller has checked (`prelabel cache import`)."""
+        self._cache.set(key, text)
+
+    def delete(self, key: str) -> bool:
+        """Remove one reply (`cache clear --failed`); False if it was not there."""
+        return bool(self._cache.delete(key))
 
     def __len__(self) -> int:
         return len(self._cache)

@@ -21,6 +21,7 @@ from harness.cache import LabelCache
 from harness.errors import UserError
 from harness.labelspace import LabelSpace
 from harness.pipeline import make_providers, prepare
+from harness.provider_health import locate
 from harness.records import LabelRecord, ProviderReply
 from harness.runner import Runner, RunSettings, to_record
 
@@ -95,7 +96,10 @@ def run_canary(
             fresh.append,
             providers,
         )
-        asyncio.run(runner.run())
+        try:
+            asyncio.run(runner.run())
+        except UserError as exc:  # e.g. a provider that never answered: no drift verdict
+            raise locate(exc, plan.resolved.path, plan.resolved.key_lines) from None
     by_key = {r.cache_key: r for r in fresh}
     rows = []
     for setup in plan.setups:

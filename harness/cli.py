@@ -6,18 +6,18 @@ Exit codes: 0 success, 1 the run stopped short (budget), 2 bad input or usage.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from harness import cli_deploy, cli_gate, cli_labelstudio
-from harness.cli_common import ConfigArg, err, fail, out
+from harness import cli_cache, cli_deploy, cli_gate, cli_labelstudio, cli_progress
+from harness.cli_common import ConfigArg, err, fail, out, warn, warn_if_no_boundary
+from harness.cli_leaderboard import print_leaderboard
 from harness.errors import Problem, UserError
-from harness.report.markdown_format import by_kappa
+from harness.money import usd
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -42,12 +42,13 @@ def default_cache_dir() -> Path:
 def validate(config: ConfigArg) -> None:
     """Check a config, its gold sets, templates and few-shot pools without calling a model."""
     from harness.cache import LabelCache
-    from harness.pipeline import prepare
+    from harness.plan import prepare
 
     try:
         plan = prepare(config)
     except UserError as exc:
         fail(exc)
+    warn_if_no_boundary(config)
     exp = plan.resolved.experiment
     cache_dir = Path(os.environ.get("PRELABEL_CACHE_DIR") or exp.run.cache_dir)
     uncached = plan.specs
@@ -90,12 +91,13 @@ def plan_command(
 
     from harness.cache import LabelCache
     from harness.estimate import estimate_plan
-    from harness.pipeline import prepare
+    from harness.plan import prepare
 
     try:
         plan = prepare(config)
     except UserError as exc:
         fail(exc)
+    warn_if_no_boundary(config)
     exp = plan.resolved.experiment
     folder = Path(cache_dir or os.environ.get("PRELABEL_CACHE_DIR") or exp.run.cache_dir)
     cache = LabelCache(folder) if folder.exists() else None  # never creates a cache
@@ -116,7 +118,7 @@ def plan_command(
     total = estimate["total"]
     unknown = ", ".join(total["cost_unknown_for"])
     for r in [*estimate["setups"], {**total, "setup": "total"}]:
-        cost = "unknown" if r["cost_usd"] is None else f"${r['cost_usd']:.4f}"
+        cost = usd(r["cost_usd"])
         if r["setup"] == "total" and unknown:
             cost += " + unknown"  # the known part, plus what nobody can price
         share = "–" if r["cached_share"] is None else f"{r['cached_share']:.0%}"
@@ -152,46 +154,97 @@ def run(
     config: ConfigArg,
     runs_dir: Annotated[Path | None, typer.Option(help="where run folders go [runs/]")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="label cache [.prelabel-cache]")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress on stderr")] = False,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="ask again the calls whose cached answer fails to parse with this config's "
+            "labels (empty answers are never cached: every run asks them again); each new "
+            "record keeps the old answer as previous_raw, and the new answer replaces it in "
+            "the cache",
+        ),
+    ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="finish an interrupted or stopped run in its own folder instead of starting "
+            "a new one: RUN, else the newest such run of this experiment",
+        ),
+    ] = False,
+    resume_run: Annotated[
+        Path | None, typer.Argument(metavar="RUN", help="with --resume: the run folder")
+    ] = None,
 ) -> None:
     """Label every gold item with every setup (cached), score, and write the reports."""
     from harness.pipeline import prepare, run_experiment
+    from harness.resume import open_resume
 
     try:
         plan = prepare(config)  # validate before any progress bar or run folder appears
+        if resume_run is not None and not resume:
+            raise UserError.at(
+                "a run folder was given without --resume",
+                file=resume_run,
+                hint=f"finish that run with `prelabel run {config} --resume {resume_run}`",
+            )
+        runs = Path(runs_dir or plan.resolved.experiment.run.runs_dir)
+        resumed = open_resume(plan, runs, resume_run) if resume else None
     except UserError as exc:
         fail(exc)
+    warn_if_no_boundary(config)
     total = len(plan.specs) + sum(len(g.items) for g in plan.gold_sets) * len(plan.replay_files)
+    total -= len(resumed.records) if resumed else 0  # already in the folder
     start = time.perf_counter()
-    progress, on_record = _progress(total, quiet)
+    progress, on_record = cli_progress.progress_for(total, quiet, err)
     try:
         with progress or _Null():
             result = run_experiment(
-                config, runs_dir=runs_dir, cache_dir=cache_dir, on_record=on_record, plan=plan
+                config,
+                runs_dir=runs_dir,
+                cache_dir=cache_dir,
+                on_record=on_record,
+                plan=plan,
+                settings_override={"retry_failed": True} if retry_failed else None,
+                resume=resumed,
             )
     except UserError as exc:
         fail(exc)
     except KeyboardInterrupt:
         err.print(
-            "interrupted: every label received so far is cached; run the same command to resume"
+            "interrupted: every label received so far is cached; finish this run with "
+            f"`prelabel run {config} --resume`",
+            markup=False,
+            highlight=False,
         )
         raise typer.Exit(130) from None
     t = result.totals
+    if resumed:
+        err.print(
+            f"resumed {result.run_dir}: it had {len(resumed.records)} labels", highlight=False
+        )
     err.print(
         f"{t.labels} labels ({t.cached} from cache, {t.calls} calls, "
         f"{sum(t.failures.values())} failures) in {time.perf_counter() - start:.1f} s; "
-        f"spend ${t.cost_usd:.4f}",
+        f"spend {usd(t.cost_usd)}",
         highlight=False,
     )
     for what, counts in (("failures", t.failures), ("failed requests", t.request_errors)):
         if counts:  # each kind: records that ended failed; requests that failed, retried or not
             kinds = ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
             err.print(f"{what}: {kinds}", highlight=False)
+    if retry_failed:
+        err.print(
+            f"--retry-failed: asked {t.retried} failed answers again, {t.recovered} now parse",
+            highlight=False,
+        )
     if result.metrics is None:
         key = "run.max_calls" if t.stopped == "max_calls" else "run.budget_usd"
         err.print(
             f"[yellow]stopped: {t.stopped}[/] {key} reached; labels so far are cached. "
-            f"Raise {key} and run again to continue. ({result.run_dir})"
+            f"Raise {key} and continue this run: prelabel run {config} --resume {result.run_dir}",
+            highlight=False,
         )
         raise typer.Exit(1)
     print_leaderboard(result.metrics)
@@ -208,7 +261,8 @@ def run(
 
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="a folder under runs/")]) -> None:
-    """Rebuild metrics.json and report.md from a run's labels, without any model call."""
+    """Rebuild metrics.json, report.md and report.html from a run's labels, without any model
+    call."""
     from harness.pipeline import rebuild_report
 
     try:
@@ -216,7 +270,9 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a folder under runs/")]
     except UserError as exc:
         fail(exc)
     print_leaderboard(metrics)
-    out.print(f"rewrote {run_dir}/metrics.json and report.md")
+    if "run_status" in metrics:  # not finished: missing labels were scored as failures
+        warn(metrics["run_status"]["message"])
+    out.print(f"rewrote {run_dir}/metrics.json, report.md and report.html", highlight=False)
 
 
 @cache_app.command("info")
@@ -238,10 +294,28 @@ def cache_info(path: Annotated[Path | None, typer.Argument(help=CACHE_HELP)] = N
 def cache_clear(
     path: Annotated[Path | None, typer.Argument(help=CACHE_HELP)] = None,
     yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False,
+    failed: Annotated[
+        bool,
+        typer.Option(
+            "--failed",
+            help="remove only the replies to CONFIG's calls that fail to parse with its "
+            "labels (needs --config); every reply that parses, and every other entry, stays",
+        ),
+    ] = False,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="with --failed: the experiment YAML")
+    ] = None,
 ) -> None:
-    """Delete every cached reply (the next run pays for every label again)."""
+    """Delete every cached reply (the next run pays for every label again), or with
+    --failed --config CONFIG only the answers that CONFIG cannot parse (what `run
+    --retry-failed` would ask again)."""
     from harness.cache import LabelCache
 
+    if failed or config:
+        from harness.cli_clear import clear_failed
+
+        clear_failed(path, config, yes, failed)
+        return
     path = path or default_cache_dir()
     if not path.exists():
         out.print(f"{path}: no cache")
@@ -254,64 +328,6 @@ def cache_clear(
     out.print(f"removed {n} cached replies")
 
 
-def print_leaderboard(metrics: dict[str, Any]) -> None:
-    for gs in metrics["gold_sets"]:
-        level = round(metrics["bootstrap"]["level"] * 100)
-        table = Table(
-            title=f"{gs['id']}: {gs['humans']['n_items']} items, human alpha "
-            f"{_f(gs['humans']['krippendorff_alpha']['value'])}",
-            title_justify="left",
-        )
-        for col in (
-            "setup",
-            "n",
-            f"kappa [{level}% CI]",
-            f"accuracy [{level}% CI]",
-            "macro-F1",
-            "coverage",
-            "kappa/ceiling",
-            "ECE",
-        ):
-            table.add_column(col, justify="left" if col == "setup" else "right")
-        rows = by_kappa(gs["setups"])
-        for b in rows:
-            cal = b["calibration"]
-            table.add_row(
-                b["setup"],
-                str(b["n_items"]),
-                _iv(b["kappa"]),
-                _iv(b["accuracy"]),
-                _f(b["macro_f1"]["estimate"]),
-                _f(b["coverage"]["value"]),
-                _f(b["human_ceiling"]["ratio_kappa"], 2),
-                _f(cal["ece"]["estimate"]) if cal else "–",
-            )
-        base = gs.get("baseline")  # structured tasks have one per part, in report.md
-        if base:
-            table.add_row(
-                f"majority class ({base['label']})",
-                str(base["n_items"]),
-                "0.000",
-                _iv(base["accuracy"]),
-                _f(base["macro_f1"]["estimate"]),
-                "1.000",
-                "–",
-                "–",
-                style="dim",
-            )
-        out.print(table)
-
-
-def _f(x: float | None, digits: int = 3) -> str:
-    return "–" if x is None else f"{x:.{digits}f}"
-
-
-def _iv(iv: dict[str, Any]) -> str:
-    if iv["estimate"] is None:
-        return "–"
-    return f"{iv['estimate']:.3f} [{_f(iv['low'])}, {_f(iv['high'])}]"
-
-
 class _Null:
     def __enter__(self) -> None:
         return None
@@ -320,46 +336,8 @@ class _Null:
         return None
 
 
-def _progress(total: int, quiet: bool) -> tuple[Any, Any]:
-    if quiet or not sys.stderr.isatty():
-        return None, None
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    progress = Progress(
-        TextColumn("labeling"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[status]}"),
-        console=err,
-        transient=False,
-    )
-    task = progress.add_task("label", total=total, status="")
-    counts = {"cached": 0, "failed": 0, "cost": 0.0}
-
-    def on_record(record: Any) -> None:
-        counts["cached"] += record.cached
-        counts["failed"] += record.failure is not None
-        counts["cost"] += (record.cost_usd or 0.0) if not record.cached else 0.0
-        progress.update(
-            task,
-            advance=1,
-            status=f"cached {counts['cached']} · failed {counts['failed']} · ${counts['cost']:.4f}",
-        )
-
-    return progress, on_record
-
-
 cli_gate.register(app)
+cli_cache.register(cache_app)
 cli_deploy.register(app)
 cli_labelstudio.register(app)
 

@@ -22,6 +22,22 @@ out = Console(soft_wrap=True, width=_WIDTH)
 ConfigArg = Annotated[Path, typer.Argument(help="experiment YAML, e.g. configs/demo.yaml")]
 
 
+def warn(message: str) -> None:
+    """On stderr, like an error, but the command goes on (e.g. a run that did not finish)."""
+    err.print("[bold yellow]warning[/]", end=": ")
+    err.print(message, markup=False, highlight=False)
+
+
+def warn_if_no_boundary(config: Path) -> None:
+    """Once per command that reads a config's files (run, validate, plan, gate, label): a
+    config outside any git work tree may read any file, which its owner should know."""
+    from harness.paths import no_boundary_warning
+
+    message = no_boundary_warning(config) if config.is_file() else None
+    if message:
+        warn(message)
+
+
 def fail(exc: UserError) -> None:
     err.print("[bold red]error[/]", end=": ")
     err.print(str(exc), markup=False, highlight=False)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from harness.cli_common import ConfigArg, err, fail, out
+from harness.cli_common import ConfigArg, err, fail, out, warn, warn_if_no_boundary
 from harness.errors import UserError
 
 
@@ -38,6 +38,7 @@ def label(
     """Pre-label new items with the evaluated setup; route each to accept or review."""
     from harness.label_new import run_label
 
+    warn_if_no_boundary(config)
     try:
         result = run_label(
             config,
@@ -50,6 +51,7 @@ def label(
             blind_share=blind_share,
             audit_share=audit_share,
             seed=seed,
+            on_warning=warn,
         )
     except UserError as exc:
         fail(exc)

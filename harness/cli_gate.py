@@ -1,7 +1,8 @@
 """Commands that compare runs: baseline save, compare, gate, canary.
 
 Exit codes of `gate`: 0 no regression (warnings included), 1 a regression or a baseline
-that no longer compares (changed model or gold set), 2 bad input or usage.
+that no longer compares (changed model or gold set), 2 bad input or usage. `compare` decides
+nothing: 0 whenever the comparison was made, 2 bad input.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
-from harness.cli_common import ConfigArg, err, fail, out
+from harness.cli_common import ConfigArg, err, fail, out, warn, warn_if_no_boundary
 from harness.errors import UserError
-from harness.regression import FAILING
 
 baseline_app = typer.Typer(no_args_is_help=True, help="Save a run as the baseline to gate on.")
 
@@ -27,6 +27,18 @@ def _texts(ctx: Any) -> dict[str, dict[str, str]]:
         g.id: {it.id: " / ".join(str(v) for v in it.fields.values()) for it in g.items}
         for g in ctx.gold_sets
     }
+
+
+def _load(run_dir: Path) -> Any:
+    """A run read back; one that did not finish says so on stderr: its missing labels
+    count as failures in what follows."""
+    from harness.runs import load_run_context, run_status_block
+
+    ctx = load_run_context(run_dir)
+    status = run_status_block(ctx)
+    if status is not None:
+        warn(status["message"])
+    return ctx
 
 
 def _boot(exp: Any) -> dict[str, Any]:
@@ -42,10 +54,9 @@ def baseline_save(
 ) -> None:
     """Write a small file to commit: each setup's labels, failure rate, cost and hashes."""
     from harness.baseline import save_baseline, snapshot
-    from harness.runs import load_run_context
 
     try:
-        ctx = load_run_context(run_dir)
+        ctx = _load(run_dir)
         data = snapshot(ctx)
     except UserError as exc:
         fail(exc)
@@ -61,6 +72,7 @@ def _compare_and_report(
     summary: Path | None,
     junit: Path | None,
     as_json: Path | None,
+    compare: bool = False,
 ) -> dict[str, Any]:
     from harness.baseline import snapshot
     from harness.gate_report import summary_markdown, write_junit
@@ -68,7 +80,7 @@ def _compare_and_report(
 
     exp = ctx.experiment
     result = compare_snapshots(base, snapshot(ctx), exp.gate, _boot(exp), _texts(ctx))
-    text = summary_markdown(result)
+    text = summary_markdown(result, compare=compare)
     for path, write in (
         (summary, lambda p: p.write_text(text, encoding="utf-8")),
         (junit, lambda p: write_junit(result, p)),
@@ -87,18 +99,20 @@ JsonOpt = Annotated[Path | None, typer.Option("--json", help="write the comparis
 
 
 def compare(
-    run_a: Annotated[Path, typer.Argument(help="the baseline run folder")],
-    run_b: Annotated[Path, typer.Argument(help="the candidate run folder")],
+    run_a: Annotated[Path, typer.Argument(help="run A: the run folder to compare from")],
+    run_b: Annotated[Path, typer.Argument(help="run B: the run folder compared with A")],
     summary: SummaryOpt = None,
     as_json: JsonOpt = None,
 ) -> None:
-    """Per-setup changes from RUN_A to RUN_B with paired intervals, and the flipped items."""
+    """Per-setup changes from RUN_A to RUN_B with paired intervals, and the flipped items.
+
+    A comparison informs and decides nothing: exit 0 whenever the comparison was made,
+    whatever changed (`prelabel gate` exits 1 on a regression); 2 on bad input."""
     from harness.baseline import snapshot
-    from harness.runs import load_run_context
 
     try:
-        base = snapshot(load_run_context(run_a))
-        _compare_and_report(base, load_run_context(run_b), summary, None, as_json)
+        base = snapshot(_load(run_a))
+        _compare_and_report(base, _load(run_b), summary, None, as_json, compare=True)
     except UserError as exc:
         fail(exc)
 
@@ -122,6 +136,7 @@ def gate(
 
     try:
         base = load_baseline(baseline)  # a bad baseline fails before anything is spent
+        warn_if_no_boundary(config)
         result = run_experiment(config, runs_dir=runs_dir, cache_dir=cache_dir)
         t = result.totals
         err.print(
@@ -136,6 +151,8 @@ def gate(
         )["verdict"]
     except UserError as exc:
         fail(exc)
+    from harness.regression import FAILING
+
     raise typer.Exit(1 if verdict in FAILING else 0)
 
 

@@ -34,8 +34,14 @@ def _names(labeling_config: Path | None, from_name: str | None) -> dict:
 @ls_app.command("import")
 def ls_import(
     export: Annotated[Path, typer.Argument(help="Label Studio JSON export")],
-    config: Annotated[Path, typer.Option(help="experiment YAML: task type and labels")],
     output: Annotated[Path, typer.Option("--output", "-o", help="gold set JSONL to write")],
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="the experiment YAML the gold set is for: its task.type and labels decide "
+            "how the annotations are read (required)"
+        ),
+    ] = None,
     from_name: FromName = None,
     text_key: Annotated[str | None, typer.Option(help="data key holding the text")] = None,
     labeling_config: LabelingConfig = None,
@@ -45,6 +51,13 @@ def ls_import(
     from harness.labelstudio import import_export, to_jsonl
 
     try:
+        if config is None:  # checked here, not by typer: its message cannot say what to pass
+            raise UserError.at(
+                "missing --config: the experiment whose task type and labels the gold set is for",
+                file=export,
+                hint=f"pass the config you will run on this gold set, e.g. `prelabel "
+                f"labelstudio import {export} --config configs/demo.yaml -o {output}`",
+            )
         exp = load_experiment(config).experiment
         names = _names(labeling_config, from_name)
         rows = import_export(
@@ -108,12 +121,19 @@ def audit(
     label_run: Annotated[Path, typer.Argument(help="a folder written by `prelabel label`")],
     reviews: Annotated[Path, typer.Option(help="Label Studio export of the reviewed tasks")],
     from_name: FromName = None,
+    evaluation: Annotated[
+        Path | None,
+        typer.Option(
+            help="the evaluation run the label run used, for its promised error "
+            "[its folder beside the label run]"
+        ),
+    ] = None,
 ) -> None:
     """Acceptance and correction by class, realised error of auto-accepted labels, drift."""
     from harness.audit_run import run_audit
 
     try:
-        a = run_audit(label_run, reviews, from_name)
+        a = run_audit(label_run, reviews, from_name, evaluation)
     except UserError as exc:
         fail(exc)
 

@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from harness.money import usd
 from harness.report.markdown_format import fmt, table
 
 HEADLINE = {
@@ -18,6 +19,18 @@ HEADLINE = {
     "new": "PASS: only new setups, nothing to compare",
     "removed": "FAIL: setups or gold sets of the baseline are missing from this run",
 }
+# `prelabel compare` shows the same table but decides nothing: its heading describes what
+# changed from run A to run B, never a pass or a fail (its exit code is 0 whenever it could
+# compare), and its rows read "worse" where a gate would read "fail".
+COMPARE_HEADLINE = {
+    "pass": "no change beyond noise and tolerance from run A to run B",
+    "warn": "a drop larger than the tolerance cannot be ruled out from run A to run B",
+    "fail": "run B is worse than run A beyond noise and tolerance",
+    "changed": "not comparable: a model or gold set changed from run A to run B",
+    "new": "only setups that run A does not have, nothing to compare",
+    "removed": "setups or gold sets of run A are missing from run B",
+}
+COMPARE_VERDICT = {"pass": "no change", "warn": "possible drop", "fail": "worse"}
 MAX_FLIPS_SHOWN = 30  # a PR comment must stay readable; the JSON has them all
 
 
@@ -37,27 +50,58 @@ def _change(m: dict[str, Any]) -> str:
     return f"{_signed(c['estimate'])} [{_signed(c['low'])}, {_signed(c['high'])}]"
 
 
-def summary_markdown(result: dict[str, Any]) -> str:
-    lines = [f"## prelabel gate: {HEADLINE.get(result['verdict'], result['verdict'])}", ""]
-    lines.append(
-        f"Baseline run `{result.get('baseline_run')}`, this run `{result.get('candidate_run')}`. "
-        "Changes are candidate minus baseline on the same gold items, with 95% paired "
-        "bootstrap intervals; a metric fails when the interval of its drop excludes 0 and "
-        "the estimated drop is larger than its tolerance, or its lower bound is under its "
-        "floor; it warns when a drop larger than the tolerance cannot be ruled out."
-    )
+def _rate(rate: dict[str, Any], key: str) -> str:
+    """A gated rate's figure: cost per item in dollars, a failure rate as a share."""
+    return usd(rate[key]) if rate["metric"].startswith("cost_usd") else fmt(rate[key], 4)
+
+
+def summary_markdown(result: dict[str, Any], compare: bool = False) -> str:
+    """The gate's verdict and its evidence; with `compare`, the same evidence headed by what
+    changed from run A to run B (`prelabel compare`), with no verdict."""
+    verdict = result["verdict"]
+    if compare:
+        lines = [f"## prelabel compare: {COMPARE_HEADLINE.get(verdict, verdict)}", ""]
+        lines.append(
+            f"Run A `{result.get('baseline_run')}`, run B `{result.get('candidate_run')}`. "
+            "Changes are B minus A on the same gold items, with 95% paired bootstrap "
+            "intervals; a drop is reported when the interval of the drop excludes 0 and the "
+            "estimated drop is larger than the tolerance (`gate:` in run B's config), or the "
+            "lower bound is under its floor; a possible drop when a drop larger than the "
+            "tolerance cannot be ruled out. A comparison informs: `prelabel gate` decides."
+        )
+    else:
+        lines = [f"## prelabel gate: {HEADLINE.get(verdict, verdict)}", ""]
+        lines.append(
+            f"Baseline run `{result.get('baseline_run')}`, this run "
+            f"`{result.get('candidate_run')}`. Changes are candidate minus baseline on the "
+            "same gold items, with 95% paired bootstrap intervals; a metric fails when the "
+            "interval of its drop excludes 0 and the estimated drop is larger than its "
+            "tolerance, or its lower bound is under its floor; it warns when a drop larger "
+            "than the tolerance cannot be ruled out."
+        )
     lines.append("")
+    names = COMPARE_VERDICT if compare else {}
     rows = []
     for r in result["rows"]:
         if "metrics" not in r:
-            rows.append([r["setup"], r.get("gold_set", ""), r["verdict"], "", "", "", r["reason"]])
+            rows.append(
+                [
+                    r["setup"],
+                    r.get("gold_set", ""),
+                    names.get(r["verdict"], r["verdict"]),
+                    "",
+                    "",
+                    "",
+                    r["reason"],
+                ]
+            )
             continue
         for m in r["metrics"]:
             rows.append(
                 [
                     r["setup"],
                     r["gold_set"],
-                    m["verdict"],
+                    names.get(m["verdict"], m["verdict"]),
                     m["metric"],
                     f"{fmt(m['baseline'])} -> {fmt(m['candidate'])}",
                     _change(m),
@@ -71,15 +115,16 @@ def summary_markdown(result: dict[str, Any]) -> str:
                 [
                     r["setup"],
                     r["gold_set"],
-                    rate["verdict"],
+                    names.get(rate["verdict"], rate["verdict"]),
                     rate["metric"],
-                    f"{fmt(rate['baseline'], 4)} -> {fmt(rate['candidate'], 4)}",
+                    f"{_rate(rate, 'baseline')} -> {_rate(rate, 'candidate')}",
                     "",
-                    f"n={r['n']}; limit {fmt(rate['limit'], 4)}",
+                    f"n={r['n']}; limit {_rate(rate, 'limit')}",
                 ]
             )
+    head = "finding" if compare else "verdict"
     lines.append(
-        table(["setup", "gold set", "verdict", "metric", "value", "change [95% CI]", "notes"], rows)
+        table(["setup", "gold set", head, "metric", "value", "change [95% CI]", "notes"], rows)
     )
     for r in result["rows"]:
         flips = r.get("flips")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,10 @@ from harness.manifest import new_run_id, now_iso
 from harness.pipeline import make_providers, prepare, write_json
 from harness.pool_estimates import pool_prevalence
 from harness.predictions import ItemPredictions
+from harness.provider_health import locate
 from harness.records import GoldSet, LabelRecord
 from harness.runner import LabelSink, Runner, RunSettings
-from harness.runs import load_run_context
+from harness.runs import RunContext, load_run_context, run_status_block
 from harness.unlabeled import load_unlabeled
 
 
@@ -86,6 +88,25 @@ def _check_unchanged(plan: Any, ev: Evaluation) -> None:
         )
 
 
+def _check_finished(evaluation: RunContext, on_warning: Callable[[str], None] | None) -> None:
+    """An evaluation that did not finish: refused without scores; with scores (a report
+    rebuilt on it), a warning: its threshold was fitted with labels missing."""
+    status = run_status_block(evaluation)
+    if status is None:
+        return
+    if not (evaluation.run_dir / "metrics.json").is_file():
+        raise UserError.at(
+            f"evaluation {status['message']}",
+            file=evaluation.run_dir,
+            hint="finish it first (see above), or pass --run with a complete evaluation run",
+        )
+    if on_warning:
+        on_warning(
+            f"evaluation {status['message']} Its recommendation and threshold were fitted "
+            "with those labels missing."
+        )
+
+
 def run_label(
     config: Path,
     input_path: Path,
@@ -98,6 +119,7 @@ def run_label(
     blind_share: float = 0.1,
     audit_share: float = 0.05,
     seed: int = 0,
+    on_warning: Callable[[str], None] | None = None,
 ) -> LabelResult:
     plan = prepare(config)
     exp = plan.resolved.experiment
@@ -108,7 +130,9 @@ def run_label(
             key="task.type",
         )
     runs = Path(runs_dir or exp.run.runs_dir)
-    ev = choose(evaluation_dir or latest_evaluation(runs, exp.name), setup)
+    evaluation = load_run_context(evaluation_dir or latest_evaluation(runs, exp.name))
+    _check_finished(evaluation, on_warning)
+    ev = choose(evaluation.run_dir, setup)
     _check_unchanged(plan, ev)
     the_setup = next(s for s in plan.setups if s.id == ev.setup)
     if plan.builder is None or plan.models[the_setup.model_id].provider == "replay":
@@ -171,6 +195,12 @@ def run_label(
             providers,
         )
         totals = asyncio.run(runner.run())
+    except BaseException as exc:  # the folder says why it has no prelabels
+        manifest.update(status="interrupted", finished_at=now_iso())
+        if isinstance(exc, UserError):  # e.g. a provider that never answered
+            manifest["error"] = str(locate(exc, plan.resolved.path, plan.resolved.key_lines))
+        write_json(run_dir / "manifest.json", manifest)
+        raise
     finally:
         sink.close()
         cache.close()
@@ -200,9 +230,7 @@ def run_label(
         )
     queue = review_queue([dict(r) for r in rows], budget, blind_share, audit_share, seed)
     fields = {it.id: dict(it.fields) for it in items.items}
-    estimates = pool_prevalence(
-        load_run_context(ev.run_dir), ev.setup, the_setup.confidence, preds.pred
-    )
+    estimates = pool_prevalence(evaluation, ev.setup, the_setup.confidence, preds.pred)
     write_json(run_dir / "estimates.json", estimates)
     _write_jsonl(run_dir / "prelabels.jsonl", rows)
     _write_jsonl(

@@ -49,6 +49,20 @@ def project_root(config_path: Path) -> Path | None:
     return None
 
 
+def no_boundary_warning(config_path: Path) -> str | None:
+    """What to tell whoever runs a config that has no project boundary (None: it has one)."""
+    if project_root(config_path) is not None:
+        return None
+    folder = Path(os.path.abspath(config_path)).parent
+    return (
+        f"{config_path} is in no git work tree and ${ROOT_ENV} is not set, so the files it "
+        "names may be read from anywhere on this machine (no project boundary); to set one, "
+        f"keep it in a git checkout or set {ROOT_ENV} to its project folder, e.g. "
+        f"`export {ROOT_ENV}={folder}` (README, 'Safety with configs and templates from pull "
+        "requests')"
+    )
+
+
 def allowed_roots(config_path: Path) -> list[Path] | None:
     """Folders the config's inputs may come from; None when there is no boundary."""
     root = project_root(config_path)

@@ -10,8 +10,9 @@ import asyncio
 import gc
 import json
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,15 @@ from harness.errors import UserError
 from harness.labelspace import LabelSpace
 from harness.manifest import build_manifest, new_run_id, now_iso
 from harness.plan import Plan, make_plan
+from harness.provider_health import locate
 from harness.providers import Provider, make_provider
 from harness.providers.replay import replay_records
-from harness.records import GoldSet, LabelRecord, RunManifest, Setup
-from harness.report import write_reports
+from harness.records import CallSpec, GoldSet, LabelRecord, RunManifest, Setup
+from harness.reply_records import cached_failures
+from harness.report import read_manifest, write_reports
+from harness.resume import Resume
 from harness.runner import LabelSink, Runner, RunSettings, RunTotals
+from harness.runs import record_key, run_status, run_status_block
 from harness.score import score_run
 
 
@@ -51,10 +56,12 @@ def run_experiment(
     on_record: Callable[[LabelRecord], None] | None = None,
     settings_override: dict[str, Any] | None = None,
     plan: Plan | None = None,
+    resume: Resume | None = None,
 ) -> RunResult:
     """Label, score, report. `plan`: `prepare(config_path)` when the caller has it already
     (a CLI that validates before showing progress), so the input is not loaded, rendered
-    and held in memory twice (0.4 s and 230 MB at 100,000 items)."""
+    and held in memory twice (0.4 s and 230 MB at 100,000 items). `resume`: finish that
+    run's folder (`harness.resume.open_resume`), making only the labels it lacks."""
     plan = plan or prepare(config_path)
     exp = plan.resolved.experiment
     labels = exp.task.label_names
@@ -63,30 +70,32 @@ def run_experiment(
         for sid, path in plan.replay_files.items()
         for r in replay_records(sid, path, plan.gold_sets, labels, LabelSpace(exp.task))
     ]
+    calls = plan  # what is left to do: all of it, or what a resumed run lacks
+    if resume is not None:
+        done = resume.done
+        calls = replace(plan, specs=[s for s in plan.specs if _spec_key(s) not in done])
+        replayed = [r for r in replayed if record_key(r) not in done]
 
     runs_dir = Path(runs_dir or exp.run.runs_dir)
     cache = LabelCache(Path(cache_dir or os.environ.get("PRELABEL_CACHE_DIR") or exp.run.cache_dir))
+    # --retry-failed: cached replies that fail to parse are asked again, so their models
+    # need a provider (and its API key checked) too.
+    retry_failed = (settings_override or {}).get("retry_failed")
     try:
-        providers = make_providers(plan, cache)  # a missing API key fails before any output
+        refresh = cached_failures(calls.specs, cache, LabelSpace(exp.task)) if retry_failed else {}
+        providers = make_providers(calls, cache, refresh)  # a missing API key fails before output
+        run_dir, manifest = _new_run(plan, runs_dir) if resume is None else _reopen(plan, resume)
     except BaseException:
         cache.close()
         raise
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    while True:  # two runs started in the same second may draw the same id: draw again
-        run_id = new_run_id(exp.name)
-        run_dir = runs_dir / run_id
-        try:
-            run_dir.mkdir()
-            break
-        except FileExistsError:
-            continue
-    manifest = build_manifest(plan, run_id)
     # Absolute, so that `prelabel report` finds the gold sets from any working directory.
     manifest.config_path = str(plan.resolved.path.resolve())
     write_json(run_dir / "manifest.json", manifest.model_dump(mode="json"))
+    if resume is not None:  # after the manifest says who runs the folder now
+        resume.rewrite_labels()
 
     sink = LabelSink(run_dir / "labels.jsonl")
-    records: list[LabelRecord] = []
+    records: list[LabelRecord] = list(resume.records) if resume is not None else []
 
     def keep(record: LabelRecord) -> None:
         sink.write(record)
@@ -103,7 +112,7 @@ def run_experiment(
         **(settings_override or {}),
     )
     runner = Runner(
-        plan.specs,
+        calls.specs,
         plan.models,
         plan.resolved.base,
         cache,
@@ -112,14 +121,18 @@ def run_experiment(
         keep,
         providers,
     )
+    for record in resume.records if resume is not None else ():
+        runner.health.record(record)  # answers already in the folder count as answers
     try:
         for record in replayed:
             runner.emit(record)
         totals = asyncio.run(runner.run())
-    except BaseException:
+    except BaseException as exc:
         manifest.status = "interrupted"
+        if isinstance(exc, UserError):  # e.g. a provider that never answered: say why
+            manifest.error = str(locate(exc, plan.resolved.path, plan.resolved.key_lines))
         manifest.finished_at = now_iso()
-        manifest.totals = _totals(runner.totals)
+        manifest.totals = _totals(_run_totals(runner.totals, resume, records))
         write_json(run_dir / "manifest.json", manifest.model_dump(mode="json"))
         raise
     finally:
@@ -127,13 +140,13 @@ def run_experiment(
         cache.close()
 
     manifest.finished_at = now_iso()
-    manifest.totals = _totals(totals)
+    manifest.totals = _totals(_run_totals(totals, resume, records))
     if totals.stopped:
         manifest.status = f"stopped: {totals.stopped}"
         write_json(run_dir / "manifest.json", manifest.model_dump(mode="json"))
         return RunResult(run_dir, manifest, None, totals)
     metrics = score_experiment(exp, plan.gold_sets, plan.setups, records)
-    metrics["run_id"] = run_id
+    metrics["run_id"] = manifest.run_id
     metrics["experiment"] = exp.name
     manifest.status = "complete"
     write_json(run_dir / "manifest.json", manifest.model_dump(mode="json"))
@@ -141,10 +154,67 @@ def run_experiment(
     return RunResult(run_dir, manifest, metrics, totals)
 
 
-def make_providers(plan: Plan, cache: LabelCache) -> dict[str, Provider]:
+def _new_run(plan: Plan, runs_dir: Path) -> tuple[Path, RunManifest]:
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    while True:  # two runs started in the same second may draw the same id: draw again
+        run_id = new_run_id(plan.resolved.experiment.name)
+        run_dir = runs_dir / run_id
+        try:
+            run_dir.mkdir()
+            break
+        except FileExistsError:
+            continue
+    return run_dir, build_manifest(plan, run_id)
+
+
+def _reopen(plan: Plan, resume: Resume) -> tuple[Path, RunManifest]:
+    """This process takes over the run: with the config as it is now (which differs at most
+    in how calls are made: harness/resume.py), its own pid, and a note of when."""
+    # Checked again: another `--resume` may have taken the folder since open_resume.
+    if run_status(read_manifest(resume.run_dir)).status == "running":
+        raise UserError.at(
+            "another process took over this run since it was checked",
+            file=resume.run_dir / "manifest.json",
+            hint="two processes must not write one run folder; wait for the other to end",
+        )
+    m, now = resume.manifest, build_manifest(plan, resume.manifest.run_id)
+    m.status, m.process, m.finished_at, m.error = "running", now.process, None, None
+    m.config, m.config_hash, m.plan_hash = now.config, now.config_hash, now.plan_hash
+    m.resumed_at.append(now.started_at)
+    return resume.run_dir, m
+
+
+def _run_totals(session: RunTotals, resume: Resume | None, records: list[LabelRecord]) -> RunTotals:
+    """A resumed run's totals are its folder's: labels, cache hits, failures and spend of
+    every record in it; requests as counted by each process that could write them down (a
+    killed one could not)."""
+    if resume is None:
+        return session
+    t = RunTotals()
+    for record in records:
+        t.count(record)
+    before = resume.manifest.totals
+    t.calls = before.get("calls", 0) + session.calls
+    t.request_errors = dict(
+        Counter(before.get("request_errors") or {}) + Counter(session.request_errors)
+    )
+    t.stopped, t.limits = session.stopped, session.limits
+    return t
+
+
+def _spec_key(s: CallSpec) -> tuple[Any, ...]:
+    return (s.setup_id, s.gold_set_id, s.item_id, s.sample, s.swapped)
+
+
+def make_providers(
+    plan: Plan, cache: LabelCache, refresh: Collection[str] = ()
+) -> dict[str, Provider]:
     """Providers of the models that still have calls to make (none for a cached run, so no
-    litellm import); creating one checks its API key, so a missing key is a UserError."""
-    needed = dict.fromkeys(s.model_id for s in plan.specs if not cache.contains(s.cache_key))
+    litellm import); creating one checks its API key, so a missing key is a UserError.
+    `refresh`: cache keys to ask again although cached (`run --retry-failed`)."""
+    needed = dict.fromkeys(
+        s.model_id for s in plan.specs if s.cache_key in refresh or not cache.contains(s.cache_key)
+    )
     providers: dict[str, Provider] = {}
     for model_id in needed:
         try:
@@ -201,6 +271,9 @@ def rebuild_report(run_dir: Path) -> dict[str, Any]:
     metrics = score_experiment(ctx.experiment, ctx.gold_sets, ctx.setups, ctx.records)
     metrics["run_id"] = ctx.manifest.run_id
     metrics["experiment"] = ctx.experiment.name
+    status = run_status_block(ctx)  # an unfinished run says so, with its missing labels
+    if status is not None:
+        metrics["run_status"] = status
     write_reports(run_dir, ctx.manifest, metrics)
     return metrics
 
@@ -217,6 +290,8 @@ def _totals(t: RunTotals) -> dict[str, Any]:
         "stopped": t.stopped,
         "request_errors": dict(sorted(t.request_errors.items())),
         "rate_limits": t.limits,
+        # --retry-failed: cached replies that failed to parse, asked again; how many now parse
+        **({"retried_failed": t.retried, "retried_recovered": t.recovered} if t.retried else {}),
     }
 
 

@@ -6,14 +6,18 @@ before anything is written: `prelabel validate` is exactly this station.
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness.config import ModelConfig, PromptConfig, ResolvedExperiment, TaskConfig
+from harness.cache_keys import cache_key, model_fingerprint
+from harness.config import (
+    ModelConfig,
+    PromptConfig,
+    ResolvedExperiment,
+    TaskConfig,
+    load_experiment,
+)
 from harness.errors import Problem, UserError
 from harness.goldset import load_gold_set, load_pool, read_text_file
 from harness.labelspace import LabelSpace
@@ -155,6 +159,12 @@ def check_models(resolved: ResolvedExperiment) -> None:
                 ],
                 exc.hint,
             ) from None
+
+
+def prepare(config_path: Path | str) -> Plan:
+    """Load and validate everything; raises UserError. This is `prelabel validate`, and
+    imports nothing that scores or calls (validate and plan start in well under 2 s)."""
+    return make_plan(load_experiment(config_path))
 
 
 def make_plan(resolved: ResolvedExperiment) -> Plan:
@@ -348,63 +358,6 @@ def response_schema(labels: list[str]) -> dict[str, Any]:
         "required": ["label"],
         "additionalProperties": False,
     }
-
-
-def cache_key(
-    model: ModelConfig,
-    messages: Any,
-    params: Mapping[str, Any],
-    schema: Any,
-    top_logprobs: int | None,
-    sample: int,
-    model_file: str | None = None,
-) -> str:
-    """sha256 of canonical JSON of everything that determines the output, and nothing else."""
-    payload = {
-        # A local GGUF is keyed by its weights, so the same file under another path or
-        # name (another checkout, a CI runner) shares labels, and replaced weights do not.
-        "model": "local-gguf" if model_file else model.model,
-        "model_file": model_file,
-        "api_base": model.api_base,  # the same name on another server may be another model
-        "messages": list(messages),
-        # temperature 0 and 0.0 are the same setting: numbers are keyed as floats.
-        "params": {k: _canonical_number(v) for k, v in params.items()},
-        "response_schema": schema,
-        "top_logprobs": top_logprobs,
-        "sample": sample,
-    }
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _canonical_number(value: Any) -> Any:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
-
-
-_FINGERPRINTS: dict[tuple[str, int, float], str] = {}
-
-
-def model_fingerprint(model: ModelConfig, base: Path | None = None) -> str | None:
-    """For a local GGUF: sha256 of its size, first and last MiB, so that an upgraded or
-    replaced file never reuses the old file's labels, while the same file at another path
-    (another machine, a CI runner) shares them. None for remote models."""
-    if model.provider != "local":
-        return None
-    from harness.providers.local import resolve_gguf
-
-    path = resolve_gguf(model.model, base or Path.cwd())
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime)
-    if key not in _FINGERPRINTS:
-        digest = hashlib.sha256(str(stat.st_size).encode())
-        with path.open("rb") as f:
-            digest.update(f.read(1 << 20))
-            f.seek(max(0, stat.st_size - (1 << 20)))
-            digest.update(f.read(1 << 20))
-        _FINGERPRINTS[key] = digest.hexdigest()
-    return _FINGERPRINTS[key]
 
 
 def estimate_tokens(spec: CallSpec) -> tuple[int, int]:

@@ -146,6 +146,10 @@ class LabelRecord(BaseModel):
     finished_at: float | None = None
     provider_model: str | None = None
     cache_key: str | None = None
+    # `run --retry-failed`: this reply re-asks a cached one that failed to parse; that one's
+    # failure and text (the cache keeps the newest reply; both stay on record here).
+    retried_from: str | None = None
+    previous_raw: str | None = None
 
 
 class RunManifest(BaseModel):
@@ -154,7 +158,9 @@ class RunManifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     run_id: str
-    status: str  # "running" | "complete" | "interrupted"
+    # "running" | "complete" | "interrupted" | "stopped: budget" | "stopped: max_calls". A
+    # killed run stays "running" on disk; readers compare `process` with the living ones.
+    status: str
     prelabel_version: str
     config_path: str
     config_hash: str
@@ -170,3 +176,10 @@ class RunManifest(BaseModel):
     started_at: str
     finished_at: str | None = None
     totals: dict[str, Any] = {}
+    # While running: pid, host, start time and boot of the process (harness/manifest.py).
+    process: dict[str, Any] | None = None
+    # sha256 of every call's cache key (and replay file): what `--resume` must find unchanged.
+    plan_hash: str | None = None
+    resumed_at: list[str] = []  # when `prelabel run --resume` continued this run
+    # Why a run ended without a result (e.g. a provider that never answered): the message.
+    error: str | None = None

@@ -18,6 +18,7 @@ import numpy as np
 from harness.config import GateConfig
 from harness.json_numbers import interval, num
 from harness.metrics.gate import MetricGate, gate_metric, gate_rate, kappa_metric
+from harness.money import usd
 
 # Worst last. A setup missing from the run fails: renaming a setup must not turn its
 # regression into "removed + new".
@@ -43,6 +44,13 @@ def _metric_row(g: MetricGate) -> dict[str, Any]:
         "floor": g.floor,
         "n": g.n,
     }
+
+
+def _cost_reason(r: Any) -> str:
+    """The rate gate's reason with the costs in dollars (its `g` format writes `7e-06`)."""
+    if r.verdict != "fail":
+        return r.reason
+    return f"cost per item rose from {usd(r.baseline)} to {usd(r.candidate)} > limit {usd(r.limit)}"
 
 
 def worst(verdicts: list[str]) -> str:
@@ -190,7 +198,7 @@ def _compare_gold(
         {
             "metric": r.name,
             "verdict": r.verdict,
-            "reason": r.reason,
+            "reason": _cost_reason(r) if r.name == "cost_usd_per_item" else r.reason,
             "baseline": num(r.baseline),
             "candidate": num(r.candidate),
             "limit": num(r.limit),

@@ -11,7 +11,12 @@
   anywhere else: a kill after that point loses nothing that was paid for.
 - Every spec ends as exactly one `LabelRecord` appended to labels.jsonl: a label or a
   failure with its reason. A failure never stops the run; a fatal provider error
-  (bad key, unknown model) does, since every further call would fail the same way.
+  (bad key, unknown model, no quota left) does, since every further call would fail the
+  same way, and so do a few identical refused connections of a model that never answered
+  (harness/provider_health.py). A setup that got no answer at all ends the run with an
+  error too: there is nothing to score.
+- `retry_failed`: cached replies that fail to parse are asked again; the new record keeps
+  the old failure and text (`retried_from`, `previous_raw`).
 """
 
 from __future__ import annotations
@@ -25,17 +30,18 @@ from pathlib import Path
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from harness.cache import LabelCache
-from harness.confidence import label_probabilities
 from harness.config import ModelConfig
 from harness.errors import UserError
 from harness.labelspace import LabelSpace
-from harness.parsing import parse_label
+from harness.provider_health import Health
 from harness.providers import Provider, ProviderError, make_provider
 from harness.ratelimit import Gate, Stopped
 from harness.records import CallSpec, LabelRecord, ProviderReply
+from harness.reply_records import SWAP, failure_record, to_record
+
+__all__ = ["SWAP", "LabelSink", "RunSettings", "RunTotals", "Runner", "failure_record", "to_record"]
 
 RETRY_AFTER_CAP_S = 120.0
-SWAP = {"A": "B", "B": "A"}
 
 
 @dataclass
@@ -47,6 +53,7 @@ class RunSettings:
     max_calls: int | None = None  # requests this run may send, retries included
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 30.0
+    retry_failed: bool = False  # re-ask specs whose cached reply fails to parse
 
 
 @dataclass
@@ -63,6 +70,8 @@ class RunTotals:
     # ended as failures), and per model what the rate limiter did.
     request_errors: dict[str, int] = field(default_factory=dict)
     limits: dict[str, dict] = field(default_factory=dict)
+    retried: int = 0  # --retry-failed: cached failed replies asked again
+    recovered: int = 0  # ... whose new reply parses
 
     def count(self, record: LabelRecord) -> None:
         self.labels += 1
@@ -90,90 +99,6 @@ class LabelSink:
         self._file.close()
 
 
-def to_record(
-    spec: CallSpec,
-    reply: ProviderReply,
-    labels: Sequence[str] | LabelSpace,
-    *,
-    cached: bool,
-    attempts: int,
-    started: float,
-) -> LabelRecord:
-    """Parse a reply into a label record; confidence from log-probs, else verbalized."""
-    if isinstance(labels, LabelSpace) and labels.structured:
-        parsed = labels.parse(reply.content, spec.candidates)
-        labels = []  # no single-label distribution for sets, rankings and rubrics
-    else:
-        labels = labels.names if isinstance(labels, LabelSpace) else labels
-        parsed = parse_label(reply.content, labels)
-    probs = None
-    if reply.token_logprobs and isinstance(parsed.label, str):
-        probs = label_probabilities(reply.token_logprobs, labels, parsed.label)
-    label = parsed.label
-    if spec.swapped:  # the verdict was about the swapped order: map it back to A/B as stored
-        label = SWAP.get(label, label)
-        probs = {SWAP.get(k, k): v for k, v in probs.items()} if probs else probs
-    confidences: dict[str, float] = {}
-    if probs and label in probs:
-        confidences["logprobs"] = probs[label]
-    if parsed.confidence is not None and parsed.label is not None:
-        confidences["verbalized"] = parsed.confidence
-    # The auto choice, as before `confidences` existed: log-probs first, else verbalized.
-    confidence, source = next(((v, k) for k, v in confidences.items()), (None, None))
-    record = LabelRecord(
-        setup=spec.setup_id,
-        gold_set=spec.gold_set_id,
-        item=spec.item_id,
-        sample=spec.sample,
-        swapped=spec.swapped,
-        label=label,
-        failure=parsed.failure,
-        failure_detail=parsed.detail,
-        parse_method=parsed.method,
-        confidence=confidence,
-        confidence_source=source,
-        confidences=confidences or None,
-        label_probs=probs,
-        raw=reply.content,
-        input_tokens=reply.input_tokens,
-        output_tokens=reply.output_tokens,
-        cost_usd=reply.cost_usd,  # what the label cost when bought; spend counts uncached only
-        latency_s=reply.latency_s,
-        cached=cached,
-        attempts=attempts,
-        started_at=started,
-        finished_at=time.time(),
-        provider_model=reply.provider_model,
-        cache_key=spec.cache_key,
-    )
-    # Every field was given, so every record's set of given fields is the same: share one
-    # (pydantic keeps a set of 24 names per record, 2.2 kB, more than the record itself;
-    # 220 MB of a 100,000-item run). Adding a name to it is a no-op, so sharing is safe.
-    return LabelRecord.model_construct(_fields_set=_ALL_FIELDS, **record.__dict__)
-
-
-_ALL_FIELDS = set(LabelRecord.model_fields)
-
-
-def failure_record(
-    spec: CallSpec, error: ProviderError, attempts: int, started: float
-) -> LabelRecord:
-    return LabelRecord(
-        setup=spec.setup_id,
-        gold_set=spec.gold_set_id,
-        item=spec.item_id,
-        sample=spec.sample,
-        swapped=spec.swapped,
-        failure=error.kind,
-        failure_detail=error.detail,
-        cost_usd=error.cost_usd,  # an empty answer was still paid for
-        attempts=attempts,
-        started_at=started,
-        finished_at=time.time(),
-        cache_key=spec.cache_key,
-    )
-
-
 class Runner:
     def __init__(
         self,
@@ -197,6 +122,12 @@ class Runner:
         self.totals = RunTotals()
         self._inflight: dict[str, asyncio.Future[ProviderReply]] = {}
         self._fatal: UserError | None = None
+        self.health = Health(models)
+        # --retry-failed: key -> the cached record that failed to parse, and the new replies
+        # (a key shared by two specs is asked once: until its new reply is stored, the cache
+        # still holds the old one, so a sharer reads `_fresh`, never the cache).
+        self._retry: dict[str, LabelRecord] = {}
+        self._fresh: dict[str, ProviderReply] = {}
         self.gate = Gate(
             models,
             settings.concurrency,
@@ -206,7 +137,24 @@ class Runner:
 
     def emit(self, record: LabelRecord) -> None:
         self.totals.count(record)
+        self.health.record(record)
         self.on_record(record)
+
+    def _record(
+        self, spec: CallSpec, reply: ProviderReply, cached: bool, attempts: int, started: float
+    ) -> LabelRecord:
+        record = to_record(
+            spec, reply, self.labels, cached=cached, attempts=attempts, started=started
+        )
+        self._retried(spec, record)
+        return record
+
+    def _retried(self, spec: CallSpec, record: LabelRecord) -> None:
+        """A re-asked failed reply: keep the old failure and text beside the new answer."""
+        old = self._retry.get(spec.cache_key)
+        if old is not None:
+            record.retried_from, record.previous_raw = old.failure, old.raw
+            self.totals.recovered += record.failure is None
 
     async def run(self) -> RunTotals:
         pending: list[CallSpec] = []
@@ -215,10 +163,14 @@ class Runner:
             reply = self.cache.get(spec.cache_key)
             if reply is None:
                 pending.append(spec)
+                continue
+            record = to_record(spec, reply, self.labels, cached=True, attempts=0, started=started)
+            if self.settings.retry_failed and record.failure is not None:
+                self._retry[spec.cache_key] = record
+                self.totals.retried += 1
+                pending.append(spec)
             else:
-                self.emit(
-                    to_record(spec, reply, self.labels, cached=True, attempts=0, started=started)
-                )
+                self.emit(record)
         if pending:
             for model_id in dict.fromkeys(s.model_id for s in pending):
                 if model_id not in self.providers:
@@ -236,9 +188,27 @@ class Runner:
                 await asyncio.gather(*(self._feed(specs) for specs in by_model.values()))
             finally:
                 self.totals.limits = self.gate.stats()
+        dead = self.health.unanswered()
+        if dead and not self._fatal:  # nothing to score for these setups: not a result
+            self._fatal = self.health.error(self._models_of(dead), self.settings.timeout_s)
         if self._fatal:
             raise self._fatal
         return self.totals
+
+    def _models_of(self, setups: Sequence[str]) -> dict[str, str]:
+        """Setup id -> model id, in the order given (only on the error path: scans specs)."""
+        wanted = set(setups)
+        model = {s.setup_id: s.model_id for s in self.specs if s.setup_id in wanted}
+        return {setup: model[setup] for setup in setups if setup in model}
+
+    def _stop(self, model_id: str, kind: str) -> None:
+        """No further request for anyone: this model's every call would fail the same way."""
+        self.gate.halt()
+        if not self._fatal:
+            setups = list(dict.fromkeys(s.setup_id for s in self.specs if s.model_id == model_id))
+            self._fatal = self.health.error(
+                dict.fromkeys(setups, model_id), self.settings.timeout_s, kind
+            )
 
     async def _feed(self, specs: list[CallSpec]) -> None:
         """One model's calls, in order, as tasks started a window at a time: enough to keep
@@ -275,10 +245,14 @@ class Runner:
             return  # not called, not recorded: the next run picks it up
         started = time.time()
         # Two specs with one key (the same prompt in two setups) share one call: while
-        # it is in flight, or, once its reply has arrived, through the cache.
-        reply = self.cache.get(spec.cache_key)
+        # it is in flight, or, once its reply has arrived, through the cache (a re-asked
+        # failed reply: through `_fresh`).
+        if spec.cache_key in self._retry:
+            reply = self._fresh.get(spec.cache_key)
+        else:
+            reply = self.cache.get(spec.cache_key)
         if reply is not None:
-            self.emit(to_record(spec, reply, self.labels, cached=True, attempts=0, started=started))
+            self.emit(self._record(spec, reply, True, 0, started))
             return
         if spec.cache_key in self._inflight:
             try:
@@ -286,14 +260,14 @@ class Runner:
             except Stopped:
                 return  # the sharer's call was refused by a cap: nothing to record
             except ProviderError as error:
-                self.emit(failure_record(spec, error, 0, started))
+                self.emit(self._failure(spec, error, 0, started))
                 return
-            self.emit(to_record(spec, reply, self.labels, cached=True, attempts=0, started=started))
+            self.emit(self._record(spec, reply, True, 0, started))
             return
         future: asyncio.Future[ProviderReply] = asyncio.get_running_loop().create_future()
         self._inflight[spec.cache_key] = future
         try:
-            reply, attempts = await self._call_with_retries(spec)
+            reply, attempts, wasted = await self._call_with_retries(spec)
         except Stopped as stop:
             future.set_exception(stop)
             future.exception()
@@ -303,19 +277,17 @@ class Runner:
         except ProviderError as error:
             future.set_exception(error)
             future.exception()  # mark retrieved: sharing specs may not exist
-            if error.fatal:
-                self.gate.halt()
-                self._fatal = self._fatal or UserError.at(
-                    f"model '{spec.model_id}' failed: {error}",
-                    key=f"models.{spec.model_id}",
-                    hint="check the model name, api_base and the API key variable",
-                )
-            self.emit(failure_record(spec, error, error.attempts, started))
+            if error.fatal:  # auth, unknown model, no quota: every call would fail alike
+                self._stop(spec.model_id, error.kind)
+            self.emit(self._failure(spec, error, error.attempts, started))
             return
         finally:
             self._inflight.pop(spec.cache_key, None)
-        # Store before anything else: from here on the label can never be lost.
+        # Store before anything else: from here on the label can never be lost. A re-asked
+        # failed reply is replaced too (the newest answer wins; the old one stays on record).
         self.cache.set(spec.cache_key, reply)
+        if spec.cache_key in self._retry:
+            self._fresh[spec.cache_key] = reply
         future.set_result(reply)
         if self.settings.budget_usd is not None and reply.cost_usd is None:
             self.gate.halt()
@@ -326,14 +298,22 @@ class Runner:
                 hint="set input_cost_per_mtok and output_cost_per_mtok for this model "
                 "(the reply received is cached)",
             )
-        self.emit(
-            to_record(spec, reply, self.labels, cached=False, attempts=attempts, started=started)
-        )
+        record = self._record(spec, reply, False, attempts, started)
+        if wasted:  # empty answers before this one were paid for too (not in the cache)
+            record.cost_usd = (record.cost_usd or 0.0) + wasted
+        self.emit(record)
 
-    async def _call_with_retries(self, spec: CallSpec) -> tuple[ProviderReply, int]:
+    def _failure(
+        self, spec: CallSpec, error: ProviderError, attempts: int, started: float
+    ) -> LabelRecord:
+        record = failure_record(spec, error, attempts, started)
+        self._retried(spec, record)
+        return record
+
+    async def _call_with_retries(self, spec: CallSpec) -> tuple[ProviderReply, int, float]:
         provider = self.providers[spec.model_id]
         s = self.settings
-        attempts = 0
+        attempts, wasted = 0, 0.0
         retrying = AsyncRetrying(
             stop=stop_after_attempt(s.retries + 1),
             wait=self._wait,
@@ -345,11 +325,16 @@ class Runner:
                 async for attempt in retrying:
                     with attempt:
                         attempts += 1
-                        reply = await self._attempt(provider, spec)
+                        try:
+                            reply = await self._attempt(provider, spec)
+                        except ProviderError as error:
+                            wasted += error.cost_usd or 0.0  # an empty answer is paid for
+                            raise
         except ProviderError as error:
             error.attempts = attempts
+            error.cost_usd = wasted or error.cost_usd
             raise
-        return reply, attempts
+        return reply, attempts, wasted
 
     async def _attempt(self, provider: Provider, spec: CallSpec) -> ProviderReply:
         """One request, through the gate (limits and caps; raises `Stopped` if refused)."""
@@ -361,8 +346,11 @@ class Runner:
                 ticket.failed(error.kind, error.cost_usd)
                 errors = self.totals.request_errors
                 errors[error.kind] = errors.get(error.kind, 0) + 1
+                if self.health.failed(spec.model_id, error):  # never reached: fail fast
+                    self._stop(spec.model_id, error.kind)
                 raise
             ticket.answered(reply)
+            self.health.answered(spec.model_id)
             return reply
 
     async def _call_once(self, provider: Provider, spec: CallSpec) -> ProviderReply:
@@ -376,12 +364,12 @@ class Runner:
                 "timeout", f"no answer within {self.settings.timeout_s}s", retryable=True
             ) from None
         if reply.content is None or not reply.content.strip():
-            # Not retried here (a model that answers nothing at temperature 0 will again),
-            # and not cached: the next run asks again.
+            # Retried like a transport fault (a server under load may answer nothing once),
+            # within run.retries; never cached, so the next run asks again too.
             raise ProviderError(
                 "empty_response",
                 "the model returned no text",
-                retryable=False,
+                retryable=True,
                 cost_usd=reply.cost_usd,
             )
         return reply

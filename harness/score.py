@@ -13,11 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from harness import json_numbers as why
 from harness import metrics as m
 from harness import score_structured as st
 from harness import score_tasks as tasks
 from harness.config import TaskConfig
-from harness.json_numbers import interval
+from harness.json_numbers import interval, note_nulls, with_note
 from harness.json_numbers import num as _num
 from harness.labelspace import LabelSpace
 from harness.predictions import CodedGoldSet, ItemPredictions
@@ -27,72 +28,13 @@ from harness.score_confidence import confidence_sources_block
 from harness.score_deploy import deploy_blocks
 from harness.score_ece import EceIntervals
 from harness.score_groups import GroupReferences
+from harness.score_humans import baseline_block, human_block, label_counts
 from harness.score_parts import calibration_block, ceiling_block, usage_block
 from harness.score_slices import slice_index
 from harness.score_stability import inter_prompt_blocks
 
 SCHEMA_VERSION = 1
 DEFAULT_DECISION = {"target_error": 0.05, "delta": 0.1, "recalibration": "none"}
-TIE_RULE = (
-    "majority vote; a tie goes to the adjudicated gold label when the item has one "
-    "and it is among the tied labels, else to the tied label listed first in the task"
-)
-MEDIAN_RULE = "median of the annotators' levels; with an even count, the lower median"
-PAIRWISE_RULE = (
-    "majority vote; a split vote goes to the adjudicated gold verdict when the item has one, "
-    "else it is a tie"
-)
-
-
-def human_block(coded: CodedGoldSet) -> dict[str, Any]:
-    k = len(coded.labels)
-    ratings = coded.ratings
-    per_item = (ratings >= 0).sum(axis=1)
-    fleiss = m.fleiss_kappa(ratings, k)
-    alpha = coded.humans_alpha
-    names = coded.gold.annotators
-    return {
-        "n_items": len(coded.item_ids),
-        "n_annotators": len(names),
-        "annotators": list(names),
-        "ratings_per_item": {
-            "min": int(per_item.min()),
-            "max": int(per_item.max()),
-            "mean": _num(per_item.mean()),
-        },
-        "krippendorff_alpha": {
-            "value": _num(alpha),
-            "level": "nominal",
-            "n_items": int((per_item >= 2).sum()),
-        },
-        "fleiss_kappa": {
-            "value": _num(fleiss),
-            "n_items": len(coded.item_ids),
-            "note": None
-            if fleiss is not None
-            else "not computed: items have different numbers of ratings",
-        },
-        "gwet_ac1": {"value": _num(m.gwet_ac1(ratings, k)), "n_items": int((per_item >= 2).sum())},
-        "pairwise_kappa": [
-            {"a": names[p.annotator_a], "b": names[p.annotator_b], "n": p.n, "kappa": _num(p.kappa)}
-            for p in m.pairwise_kappas(ratings, k)
-        ],
-        "label_distribution": _dist(ratings[ratings >= 0], coded.labels),
-        "reference_distribution": _dist(coded.reference, coded.labels),
-        "reference": {
-            "method": "median" if coded.task_type == "ordinal" else "majority",
-            "tie_rule": {"ordinal": MEDIAN_RULE, "pairwise": PAIRWISE_RULE}.get(
-                coded.task_type, TIE_RULE
-            ),
-            "n_no_majority": int(coded.no_majority.sum()),
-            "n_items": len(coded.item_ids),
-        },
-    }
-
-
-def _dist(codes: np.ndarray, labels: Sequence[str]) -> dict[str, int]:
-    counts = m.label_distribution(np.asarray(codes), len(labels))
-    return {label: int(c) for label, c in zip(labels, counts, strict=True)}
 
 
 def setup_block(
@@ -128,25 +70,28 @@ def setup_block(
         "model": setup.model_id,
         "n_items": int(cm.n),
         "samples_per_item": preds.samples,
-        "coverage": {"value": _num(cm.coverage), "answered": int(cm.n_answered), "n": int(cm.n)},
+        "coverage": with_note(
+            {"value": _num(cm.coverage), "answered": int(cm.n_answered), "n": int(cm.n)},
+            why.NO_ITEMS,
+        ),
         "accuracy": interval(m.accuracy_ci(ref, pred, **boot)),
-        "accuracy_answered": interval(m.accuracy_ci(ref[answered], pred[answered], **boot)),
+        "accuracy_answered": interval(
+            m.accuracy_ci(ref[answered], pred[answered], **boot), empty=why.NO_ANSWERS
+        ),
         "macro_f1": interval(m.macro_f1_ci(ref, pred, k, **boot)),
-        "macro_f1_answered": interval(m.macro_f1_ci(ref[answered], pred[answered], k, **boot)),
-        "kappa": interval(m.kappa_ci(ref, pred, k, **boot)),
-        "mean_kappa_vs_annotators": {
-            "value": _num(np.mean(per_annotator)) if per_annotator else None,
-            "n_annotators": len(per_annotator),
-        },
-        "per_class": [
+        "macro_f1_answered": interval(
+            m.macro_f1_ci(ref[answered], pred[answered], k, **boot), empty=why.NO_ANSWERS
+        ),
+        "kappa": interval(m.kappa_ci(ref, pred, k, **boot), why.KAPPA_UNDEFINED),
+        "mean_kappa_vs_annotators": with_note(
             {
-                "label": label,
-                "precision": _num(c.precision),
-                "recall": _num(c.recall),
-                "f1": _num(c.f1),
-                "support": int(c.support),
-            }
-            for label, c in zip(coded.labels, cm.per_class, strict=True)
+                "value": _num(np.mean(per_annotator)) if per_annotator else None,
+                "n_annotators": len(per_annotator),
+            },
+            why.NO_ANNOTATOR_KAPPA,
+        ),
+        "per_class": [
+            _class_row(label, c) for label, c in zip(coded.labels, cm.per_class, strict=True)
         ],
         "confusion": {
             "rows": coded.labels,
@@ -154,41 +99,48 @@ def setup_block(
             "matrix": np.asarray(cm.confusion).astype(int).tolist(),
         },
         "human_ceiling": ceiling_block(ceiling, coded.gold.annotators),
-        "alpha": {
-            "humans": _num(coded.humans_alpha),
-            "humans_plus_llm": _num(
-                m.krippendorff_alpha(m.reliability_matrix(with_llm), "nominal", n_values=k)
-            ),
-            "level": "nominal",
-            "n_items": int(cm.n),
-            "llm_failures": "missing ratings (alpha allows them): see coverage",
-        },
+        "alpha": note_nulls(
+            {
+                "humans": _num(coded.humans_alpha),
+                "humans_plus_llm": _num(
+                    m.krippendorff_alpha(m.reliability_matrix(with_llm), "nominal", n_values=k)
+                ),
+                "level": "nominal",
+                "n_items": int(cm.n),
+                "llm_failures": "missing ratings (alpha allows them): see coverage",
+            },
+            ("humans", "humans_plus_llm"),
+            why.ALPHA_UNDEFINED,
+        ),
         "calibration": calibration_block(ref, pred, preds, boot, shared),
         "confidence_sources": confidence_sources_block(
             ref, pred, preds, preds.source, boot, shared
         ),
         "failures": dict(sorted(preds.failures.items())),
-        "label_distribution": _dist(pred[answered], coded.labels),
+        "label_distribution": label_counts(pred[answered], coded.labels),
         "usage": usage_block(preds.records, cm.n),
     }
     return block
 
 
-def baseline_block(coded: CodedGoldSet, n_boot: int, seed: int, level: float) -> dict[str, Any]:
-    """The majority-class baseline: always answer the most frequent reference label."""
-    k = len(coded.labels)
-    counts = m.label_distribution(coded.reference, k)
-    majority = int(np.argmax(counts))
-    pred = np.full(len(coded.reference), majority)
-    boot = {"n_boot": n_boot, "seed": seed, "level": level}
-    return {
-        "setup": "majority-class baseline",
-        "label": coded.labels[majority],
-        "n_items": len(pred),
-        "accuracy": interval(m.accuracy_ci(coded.reference, pred, **boot)),
-        "macro_f1": interval(m.macro_f1_ci(coded.reference, pred, k, **boot)),
-        "kappa": {"estimate": 0.0, "low": 0.0, "high": 0.0, "n": len(pred), "level": level},
+def _class_row(label: str, c: m.ClassScores) -> dict[str, Any]:
+    """One class's scores; the undefined ones (a class never predicted or never in the
+    reference) are null, and the row says which and why."""
+    row = {
+        "label": label,
+        "precision": _num(c.precision),
+        "recall": _num(c.recall),
+        "f1": _num(c.f1),
+        "support": int(c.support),
     }
+    gaps = []
+    if row["precision"] is None:
+        gaps.append("precision: the label is never predicted")
+    if row["recall"] is None:
+        gaps.append("recall: the label is not in the reference")
+    if gaps:
+        row["note"] = "undefined " + "; ".join(gaps)
+    return row
 
 
 def score_gold_set(
@@ -291,11 +243,14 @@ def score_structured_gold_set(
         "humans": {
             "n_items": len(gold.items),
             "n_annotators": len(gold.annotators),
-            "krippendorff_alpha": {
-                "value": _num(np.mean(alphas)) if alphas else None,
-                "level": "mean over parts",
-                "n_items": len(gold.items),
-            },
+            "krippendorff_alpha": with_note(
+                {
+                    "value": _num(np.mean(alphas)) if alphas else None,
+                    "level": "mean over parts",
+                    "n_items": len(gold.items),
+                },
+                why.NO_PART_VALUE,
+            ),
         },
         "setups": combined,
         "parts": parts,

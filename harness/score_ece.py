@@ -61,7 +61,7 @@ class EceIntervals:
     def fill(self) -> None:
         resolved = self.batch.resolve()
         for ticket, out in self.pending:
-            out.update(interval(resolved[ticket]))
+            out.update(interval(resolved[ticket], empty="not computed: no item has a confidence"))
         self.pending.clear()
 
 

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from harness import json_numbers as why
 from harness import metrics as m
-from harness.json_numbers import interval, num
+from harness.json_numbers import interval, num, with_note
 from harness.predictions import CodedGoldSet
 from harness.records import GoldSet
 
@@ -49,24 +50,31 @@ class GroupReferences:
         rows = []
         for name, (pos, sub) in self.groups.items():
             per_item = (sub.ratings >= 0).sum(axis=1)
+            several = int((sub.ratings >= 0).any(axis=0).sum()) >= 2
             rows.append(
                 {
                     "group": name,
                     "annotators": list(sub.gold.annotators),
                     "n_items": len(pos),
                     # One rater has no agreement with itself: alpha needs two per item.
-                    "krippendorff_alpha": {
-                        "value": num(
-                            m.krippendorff_alpha(
-                                m.reliability_matrix(sub.ratings), "nominal", n_values=k
+                    "krippendorff_alpha": with_note(
+                        {
+                            "value": num(
+                                m.krippendorff_alpha(
+                                    m.reliability_matrix(sub.ratings), "nominal", n_values=k
+                                )
                             )
-                        )
-                        if int((sub.ratings >= 0).any(axis=0).sum()) >= 2
-                        else None,
-                        "n_items": int((per_item >= 2).sum()),
-                    },
+                            if several
+                            else None,
+                            "n_items": int((per_item >= 2).sum()),
+                        },
+                        why.ALPHA_UNDEFINED
+                        if several
+                        else "not computed: one annotator has no agreement with itself",
+                    ),
                     "kappa_vs_reference": interval(
-                        m.kappa_ci(coded.reference[pos], sub.reference, k, **boot)
+                        m.kappa_ci(coded.reference[pos], sub.reference, k, **boot),
+                        why.KAPPA_UNDEFINED,
                     ),
                 }
             )
@@ -79,7 +87,9 @@ class GroupReferences:
                 "group": name,
                 "n": len(pos),
                 "accuracy": interval(m.accuracy_ci(sub.reference, pred[pos], **boot)),
-                "kappa": interval(m.kappa_ci(sub.reference, pred[pos], n_classes, **boot)),
+                "kappa": interval(
+                    m.kappa_ci(sub.reference, pred[pos], n_classes, **boot), why.KAPPA_UNDEFINED
+                ),
             }
             for name, (pos, sub) in self.groups.items()
         ]

@@ -17,7 +17,7 @@ from harness.score_ece import EceIntervals, ece_intervals
 
 
 def ceiling_block(c: m.HumanCeiling, names: Sequence[str]) -> dict[str, Any]:
-    return {
+    block = {
         "method": "leave-one-annotator-out: each annotator and the LLM against the majority "
         "of the other annotators, on the same items",
         "human_accuracy": _num(c.human_accuracy),
@@ -35,6 +35,34 @@ def ceiling_block(c: m.HumanCeiling, names: Sequence[str]) -> dict[str, Any]:
             for row in c.per_annotator
         ],
     }
+    note = ceiling_note(block, ("accuracy", "kappa"))
+    if note:
+        block["note"] = note
+    return block
+
+
+def ceiling_note(block: dict[str, Any], metrics: Sequence[str]) -> str:
+    """Why a ceiling ratio (llm / human) is null, or "" when every ratio has a value."""
+    if block["n_pairs"] == 0:
+        return (
+            "no ceiling: no item has ratings from two annotators, so none can be held out "
+            "against the others"
+        )
+    gaps = []
+    for metric in metrics:
+        if block[f"ratio_{metric}"] is not None:
+            continue
+        human = block[f"human_{metric}"]
+        if human is None:
+            gaps.append(
+                f"{metric}: undefined for every held-out annotator (the others use one "
+                "label only, or too few items)"
+            )
+        elif block[f"llm_{metric}"] is None:
+            gaps.append(f"{metric}: the LLM's is undefined on these items")
+        else:
+            gaps.append(f"{metric}: the ratio needs a positive value of the held-out humans")
+    return "ratio undefined for " + "; ".join(gaps) if gaps else ""
 
 
 def calibration_block(

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from harness import metrics as m
-from harness.json_numbers import interval, num
+from harness.json_numbers import KAPPA_UNDEFINED, interval, num
 
 MIN_SLICE = 5  # fewer items than this say nothing; they are counted, not scored
 
@@ -38,7 +38,9 @@ def slices_block(
             row: dict[str, Any] = {"value": value, "n": len(idx)}
             if len(idx) >= MIN_SLICE:
                 row["accuracy"] = interval(m.accuracy_ci(ref[idx], pred[idx], **boot))
-                row["kappa"] = interval(m.kappa_ci(ref[idx], pred[idx], n_classes, **boot))
+                row["kappa"] = interval(
+                    m.kappa_ci(ref[idx], pred[idx], n_classes, **boot), KAPPA_UNDEFINED
+                )
             rows.append(row)
         out[field] = rows
     return out

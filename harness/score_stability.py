@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -17,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.json_numbers import interval, num
-from harness.metrics.alt_test import EPSILON, alt_test
+from harness.json_numbers import interval, num, with_note
+from harness.metrics.alt_test import EPSILON, AltTestRow, alt_test
 from harness.metrics.stability import RunAgreement, inter_prompt_stability, intra_prompt_stability
 from harness.predictions import CodedGoldSet
 from harness.records import LabelRecord, Setup
@@ -28,9 +29,16 @@ def _level(coded: CodedGoldSet) -> str:
     return "ordinal" if coded.task_type == "ordinal" else "nominal"
 
 
+RUNS_ALPHA_UNDEFINED = "undefined: every answer is the same label (no variation to agree on)"
+
+
 def _agreement(a: RunAgreement) -> dict[str, Any]:
+    alpha = interval(a.alpha_ci) | {"estimate": num(a.alpha)}
+    alpha.pop("note", None)  # the interval's own note was about its resampled estimate
+    no_pairs = "not computed: no item has two answered runs"
+    with_note(alpha, no_pairs if a.n_alpha == 0 else RUNS_ALPHA_UNDEFINED)
     return {
-        "alpha": interval(a.alpha_ci) | {"estimate": num(a.alpha)},
+        "alpha": alpha,
         "flip_rate": num(a.flip_rate),
         "disagreement_rate": num(a.disagreement_rate),
         "failure_rate": num(a.failure_rate),
@@ -38,6 +46,7 @@ def _agreement(a: RunAgreement) -> dict[str, Any]:
         "n_alpha": a.n_alpha,
         "runs": a.n_runs,
         "level": a.level,
+        **({"note": f"flip and disagreement rates {no_pairs}"} if a.n_alpha == 0 else {}),
     }
 
 
@@ -153,11 +162,19 @@ def alt_test_block(coded: CodedGoldSet, pred: np.ndarray, cfg: dict[str, Any]) -
         "min_items": r.min_items,
         "warning": r.warning,
         "skipped": [{"annotator": names[a], "n": n} for a, n in r.skipped],
-        "per_annotator": [
-            {
-                **{k: num(v) if isinstance(v, float) else v for k, v in asdict(row).items()},
-                "annotator": names[row.annotator],
-            }
-            for row in r.per_annotator
-        ],
+        "per_annotator": [_alt_row(row, names) for row in r.per_annotator],
     }
+
+
+def _alt_row(row: AltTestRow, names: Sequence[str]) -> dict[str, Any]:
+    """One annotator's test; a zero-variance t (+-inf, or nan at mean = epsilon: the
+    statistic decides those by the mean alone) is null with its note."""
+    out = {k: num(v) if isinstance(v, float) else v for k, v in asdict(row).items()}
+    out["annotator"] = names[row.annotator]
+    if not math.isfinite(row.t):
+        out["t"] = None
+        out["note"] = (
+            f"t not computed: every item's difference is {row.mean_difference:g} (zero "
+            f"variance), so the mean alone decides (p = {row.p_value:g})"
+        )
+    return out

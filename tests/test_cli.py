@@ -37,7 +37,7 @@ def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
         [sys.executable, "-m", "harness.cli", *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=1800,
         cwd=cwd,
     )
 
@@ -61,7 +61,7 @@ def test_validate_ok_reports_counts_and_writes_nothing(srv, experiment, cache_di
     exp = experiment(srv)
     result = invoke("validate", str(exp.config))
     assert result.exit_code == 0, result.output
-    out = flat(result.output)
+    out = flat(result.stdout)  # stderr warns: a tmp folder has no project boundary
     assert out.startswith("OK ")
     assert "1 gold set(s), 12 items, 1 setup(s), 12 calls (0 cached, 12 to make)" in out
     assert srv.count == 0
@@ -207,21 +207,26 @@ def test_gold_errors_list_every_bad_line(experiment, cache_dir):
 # --------------------------------------------------------------------------- report
 
 
-def test_report_rebuilds_metrics_and_markdown_identically_without_calls(srv, experiment):
+def test_report_rebuilds_metrics_markdown_and_html_identically_without_calls(srv, experiment):
     exp = experiment(srv)
     assert invoke("run", str(exp.config), "--quiet").exit_code == 0
     run_dir = only_run_dir(exp)
     metrics = (run_dir / "metrics.json").read_bytes()
     report = (run_dir / "report.md").read_bytes()
+    html = (run_dir / "report.html").read_bytes()
     (run_dir / "metrics.json").unlink()
     (run_dir / "report.md").write_text("stale")
+    (run_dir / "report.html").write_text("stale")
     calls = srv.count
 
     done = cli("report", str(run_dir))
     assert done.returncode == 0, done.stderr
     assert (run_dir / "metrics.json").read_bytes() == metrics
     assert (run_dir / "report.md").read_bytes() == report
+    assert (run_dir / "report.html").read_bytes() == html
     assert srv.count == calls
+    # It says what it rewrote: all three files, the HTML page included.
+    assert f"rewrote {run_dir}/metrics.json, report.md and report.html" in flat(done.stdout)
 
 
 def test_report_of_a_run_made_with_a_relative_config_path_works_from_elsewhere(

@@ -42,7 +42,7 @@ from harness.pipeline import run_experiment
 from harness.plan import make_plan
 from harness.records import LabelRecord
 
-pytestmark = [pytest.mark.http, pytest.mark.timeout(240)]
+pytestmark = pytest.mark.http
 
 N_ITEMS = 48
 CONCURRENCY = 4

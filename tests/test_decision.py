@@ -11,6 +11,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 from conftest import Reply, per_item
+from test_cli import flat
 from typer.testing import CliRunner
 
 from harness.cli import app
@@ -436,6 +437,14 @@ def test_run_writes_the_recommendation_to_metrics_and_report(srv, experiment):
     assert "#### Cost per setup" in text and "#### Quality-cost-latency Pareto front" in text
     assert text.index("### Leaderboard") < text.index("### Recommendation")
     assert re.search(r"^\| `zs@cheap` \| yes \| pass \$[0-9.]+ \| pass 0\.917 \|", text, re.M)
+    # Each statement once: the reason says the two cannot be told apart, the next line
+    # gives the evidence without repeating it (report.md, report.html and the console).
+    section = text[text.index("### Recommendation") : text.index("#### Cost per setup")]
+    html = (run_dir / "report.html").read_text()
+    callout = html[html.index('<div class="callout">') : html.index("<h4>Constraints</h4>")]
+    for where in (section, callout, flat(result.output)):
+        assert where.count("cannot be told apart") == 1, where
+    assert "Recommended vs runner-up on the same 12 items: accuracy difference" in section
 
     # `prelabel report` rescoring keeps the decision.
     (run_dir / "metrics.json").unlink()

@@ -1,6 +1,10 @@
 """The gate on the real demo with the real local model: the unchanged zero-shot setup passes
-from the cache, the deliberately broken prompt of configs/examples/demo_degraded_prompt.yaml
-fails with exit 1 and a readable summary. About two minutes on two cores."""
+from the cache, the deliberately broken prompt of configs/examples/demo_degraded_prompt.yaml,
+labelled here by the model (106 calls), fails with exit 1 and a readable summary.
+
+The unchanged labels come from the demo's shipped labels (`prelabel cache import`), as a CI
+runner's would: only the changed prompt is paid for. No figure of the model's is pinned
+(llama.cpp's digits differ by CPU): the broken prompt loses far more than the tolerance."""
 
 from __future__ import annotations
 
@@ -29,15 +33,17 @@ def zero_shot_only(source: Path, target: Path) -> Path:
     return target
 
 
-@pytest.mark.timeout(900)
 def test_the_gate_passes_the_demo_and_fails_its_degraded_prompt(tmp_path: Path) -> None:
     demo = zero_shot_only(REPO / "configs/demo.yaml", tmp_path / "demo.yaml")
     degraded = zero_shot_only(
         REPO / "configs/examples/demo_degraded_prompt.yaml", tmp_path / "degraded.yaml"
     )
     runs = ["--runs-dir", str(tmp_path / "runs")]
+    shipped = REPO / "data" / "demo" / "labels" / "demo.jsonl.gz"  # not the degraded prompt's
+    assert run_cli("cache", "import", str(shipped), cwd=tmp_path).returncode == 0
     first = run_cli("run", str(demo), *runs, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
+    assert "130 from cache, 0 calls" in first.stderr
     [run_dir] = (tmp_path / "runs").iterdir()
     baseline = tmp_path / "baseline.json"
     assert (

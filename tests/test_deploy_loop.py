@@ -8,11 +8,62 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_cli import invoke
+from test_cli import flat, invoke
 from test_label_new import label_run, setup_experiment
 from test_labelstudio import label_studio_round
 
 LS = Path(__file__).parent / "data" / "labelstudio"
+
+
+def reviewed_label_run(srv, experiment, tmp_path):
+    """A label run whose review tasks came back from Label Studio: (exp, run, export)."""
+    exp, new = setup_experiment(srv, experiment, tmp_path)
+    labelled = invoke("label", str(exp.config), "--input", str(new), "--audit-share", "1")
+    assert labelled.exit_code == 0, labelled.output
+    run = label_run(exp)
+    tasks_path = tmp_path / "tasks.json"
+    assert invoke("labelstudio", "export", str(run), "-o", str(tasks_path)).exit_code == 0
+    tasks = json.loads(tasks_path.read_text())
+    reviewer = {"id": 5, "email": "rev@example.com"}
+    say = [(reviewer, {"choices": ["negative"]}, False)]  # every task reviewed, blind or not
+    reviews = {t["data"]["prelabel_item_id"]: say for t in tasks}
+    export = tmp_path / "reviewed.json"
+    control = ("label", "text", "choices")
+    export.write_text(json.dumps(label_studio_round(tasks, reviews, control)))
+    return exp, run, export
+
+
+def test_audit_says_where_the_evaluation_estimate_comes_from(srv, experiment, tmp_path):
+    exp, run, export = reviewed_label_run(srv, experiment, tmp_path)
+    [evaluation] = [d for d in exp.run_dirs() if d != run]
+    moved = tmp_path / "elsewhere" / evaluation.name
+    moved.parent.mkdir()
+    evaluation.rename(moved)  # the evaluation run is no longer beside the label run
+    audited = invoke("audit", str(run), "--reviews", str(export))
+    assert audited.exit_code == 0, audited.output
+    note = flat(audited.output)
+    assert f"note: no evaluation estimate given: {evaluation}/metrics.json not found" in note
+    assert "pass its folder with `prelabel audit ... --evaluation RUN_DIR`" in note
+    assert json.loads((run / "audit.json").read_text())["evaluation"] is None
+
+    given = invoke("audit", str(run), "--reviews", str(export), "--evaluation", str(moved))
+    assert given.exit_code == 0, given.output
+    assert "no evaluation estimate" not in given.output
+    assert "evaluation promised error <= 0.4" in flat(given.output)
+    assert json.loads((run / "audit.json").read_text())["evaluation"]["alpha"] == pytest.approx(0.4)
+
+    # An evaluation that promised nothing, or does not hold the setup: each says so.
+    metrics = json.loads((moved / "metrics.json").read_text())
+    block = metrics["gold_sets"][0]["setups"][0]
+    for change, says in [
+        (lambda: block["selective"].update(threshold=None), "has no auto-accept threshold for"),
+        (lambda: block.update(setup="other@fake"), "has no setup zs@fake"),
+    ]:
+        change()
+        (moved / "metrics.json").write_text(json.dumps(metrics))
+        again = invoke("audit", str(run), "--reviews", str(export), "--evaluation", str(moved))
+        assert again.exit_code == 0, again.output
+        assert f"no evaluation estimate given: {moved}/metrics.json {says}" in flat(again.output)
 
 
 def test_export_review_and_audit(srv, experiment, tmp_path):
@@ -56,6 +107,18 @@ def test_audit_refuses_a_folder_that_is_not_a_label_run(srv, experiment, tmp_pat
     [evaluation] = exp.run_dirs()
     result = invoke("audit", str(evaluation), "--reviews", str(LS / "sentiment_export.json"))
     assert result.exit_code == 2 and "not a label run" in result.output
+
+
+def test_import_without_config_says_what_to_pass(tmp_path):
+    out = tmp_path / "gold.jsonl"
+    export = LS / "sentiment_export.json"
+    result = invoke("labelstudio", "import", str(export), "-o", str(out))
+    assert result.exit_code == 2
+    text = flat(result.output)
+    assert text.startswith("error: ") and "missing --config" in text and "sentiment_export" in text
+    example = f"`prelabel labelstudio import {export} --config configs/demo.yaml -o {out}`"
+    assert f"hint: pass the config you will run on this gold set, e.g. {example}" in text
+    assert not out.exists()
 
 
 def test_import_a_label_studio_export_as_a_gold_set(tmp_path):

@@ -57,7 +57,7 @@ def run(script: str, *args: str) -> str:
         [sys.executable, str(EXAMPLES / script), *args],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=1800,
         cwd=REPO.parent,  # the default --golds must not depend on the working directory
     )
     assert proc.returncode == 0, proc.stderr
@@ -445,6 +445,24 @@ def test_convabuse_all_splits_and_limit(tmp_path):
         for r in read_rows(CONVABUSE / "ConvAbuseEMNLPtest.csv")
     ]
     assert [i.id for i in small.items] == test_ids[:5]
+
+
+@pytest.mark.parametrize("module", [llmfao, convabuse], ids=["llmfao", "convabuse"])
+def test_missing_golds_names_the_path_tried_and_the_option(module, tmp_path, monkeypatch, capsys):
+    missing = tmp_path / "shared" / "golds" / "gone"
+    monkeypatch.setattr(module, "DEFAULT_GOLDS", missing)  # the default, absent
+    with pytest.raises(SystemExit) as stop:
+        module.main(["--out", str(tmp_path / "o")])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{missing} is not a folder (the default: the shared copy beside the checkout)" in err
+    assert "pass their folder with --golds DIR" in err
+    given = tmp_path / "mine"
+    with pytest.raises(SystemExit):
+        module.main(["--golds", str(given), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert f"{given} is not a folder;" in err and "--golds DIR" in err and "default" not in err
+    assert not (tmp_path / "o").exists()
 
 
 def test_bad_arguments_fail_cleanly(tmp_path):

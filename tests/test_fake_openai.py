@@ -45,9 +45,11 @@ def _post(url: str, payload: dict | bytes, timeout: float = 10.0):
     return urllib.request.urlopen(req, timeout=timeout)
 
 
-def _chat(base_url: str, messages=MESSAGES, **extra) -> dict:
+def _chat(base_url: str, messages=MESSAGES, timeout: float = 60.0, **extra) -> dict:
     with _post(
-        base_url + "/chat/completions", {"model": "fake-model", "messages": messages, **extra}
+        base_url + "/chat/completions",
+        {"model": "fake-model", "messages": messages, **extra},
+        timeout=timeout,
     ) as resp:
         return json.loads(resp.read())
 
@@ -201,22 +203,26 @@ def test_keyword_labeler_and_reply_fields(srv):
 
 
 def test_delay_and_concurrency(srv):
-    srv.responder = lambda req, attempt: Reply(content="slow", delay_s=0.3)
+    """20 requests are in the server at once (held until the test lets them go): it does not
+    serialise them. Shown by state, not by timing, so a busy machine cannot break it."""
+    release = threading.Event()
+    srv.responder = lambda req, attempt: Reply(content="slow", delay_s=0.05, hold=release)
     results: list[str] = []
 
     def worker(i: int) -> None:
-        body = _chat(srv.base_url, [{"role": "user", "content": f"item {i}"}])
+        body = _chat(srv.base_url, [{"role": "user", "content": f"item {i}"}], timeout=600)
         results.append(body["choices"][0]["message"]["content"])
 
-    start = time.perf_counter()
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(20)]
     for t in threads:
         t.start()
+    while srv.count < 20 and any(t.is_alive() for t in threads):
+        time.sleep(0.01)
+    assert srv.count == 20 and results == []  # all twenty in flight together
+    release.set()
     for t in threads:
         t.join()
-    elapsed = time.perf_counter() - start
     assert results == ["slow"] * 20
-    assert 0.3 <= elapsed < 2.0  # delays overlap: the server is not serialising requests
     assert srv.count == 20 and len(srv.requests) == 20
 
 
@@ -237,7 +243,7 @@ def test_stop_is_prompt_with_request_in_flight():
         time.sleep(0.01)
     start = time.perf_counter()
     server.stop()
-    assert time.perf_counter() - start < 5
+    assert time.perf_counter() - start < 25  # did not wait for the 30 s answer
     t.join(10)
     assert errors  # the in-flight client saw the connection go away
 
@@ -384,18 +390,18 @@ def test_litellm_sync_completion_and_response_headers(litellm, srv):
 @pytest.mark.parametrize("knob", [{"num_retries": 0}, {"max_retries": 0}])
 def test_litellm_429_retry_after(litellm, srv, knob):
     srv.responder = lambda req, attempt: Reply(
-        status=429, headers={"Retry-After": "1"}, content="slow down"
+        status=429, headers={"Retry-After": "40"}, content="slow down"
     )
     start = time.perf_counter()
     exc = _acall_exc(litellm, srv, **knob)
-    assert time.perf_counter() - start < 0.9  # nobody slept on Retry-After
+    assert time.perf_counter() - start < 30  # nobody slept on the 40 s Retry-After
     assert srv.count == 1  # no internal retries
     assert isinstance(exc, litellm.RateLimitError)
     assert exc.status_code == 429
     assert "slow down" in str(exc)
-    assert exc.response.headers["retry-after"] == "1"  # httpx.Headers, case-insensitive
-    assert exc.response.headers["Retry-After"] == "1"
-    assert exc.litellm_response_headers["retry-after"] == "1"
+    assert exc.response.headers["retry-after"] == "40"  # httpx.Headers, case-insensitive
+    assert exc.response.headers["Retry-After"] == "40"
+    assert exc.litellm_response_headers["retry-after"] == "40"
 
 
 def test_litellm_default_retries_hide_transient_errors(litellm, srv):
@@ -510,10 +516,10 @@ def test_litellm_drop_connection(litellm, srv):
 def test_litellm_timeout(litellm, srv):
     import openai
 
-    srv.responder = lambda req, attempt: Reply(content="late", delay_s=2.0)
+    srv.responder = lambda req, attempt: Reply(content="late", delay_s=40.0)
     start = time.perf_counter()
     exc = _acall_exc(litellm, srv, num_retries=0, timeout=0.3)
-    assert time.perf_counter() - start < 1.5
+    assert time.perf_counter() - start < 30  # gave up long before the 40 s answer
     assert type(exc) is litellm.Timeout
     assert isinstance(exc, openai.APITimeoutError) and isinstance(exc, openai.APIConnectionError)
     assert exc.status_code == 408
@@ -591,8 +597,7 @@ def test_litellm_concurrent_and_latency(litellm, srv):
         f"{n} concurrent in {par:.2f}s ({n / par:.0f}/s)"
     )
     assert labels == ["A" if i % 2 == 0 else "B" for i in range(n)]
-    assert srv.count == 1 + 20 + n
-    assert seq < 0.5
+    assert srv.count == 1 + 20 + n  # latency figures belong in bench/, not in a test
 
 
 def test_server_throughput_raw_aiohttp(srv):
@@ -622,5 +627,4 @@ def test_server_throughput_raw_aiohttp(srv):
 
     elapsed = asyncio.run(run())
     print(f"\nraw aiohttp client: {n} requests in {elapsed:.2f}s ({n / elapsed:.0f}/s)")
-    assert srv.count == n
-    assert n / elapsed > 500  # comfortably above in practice (~2000/s with client in-process)
+    assert srv.count == n  # its speed is a benchmark figure (bench/throughput.py), not a test

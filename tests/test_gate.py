@@ -7,7 +7,7 @@ import json
 import xml.etree.ElementTree as ET
 
 from conftest import DEFAULT_LABEL, RULES, keyword_labeler
-from test_cli import invoke, only_run_dir
+from test_cli import flat, invoke, only_run_dir
 
 DEGRADED = "DEGRADED: most reviews hide a complaint."
 
@@ -130,9 +130,19 @@ def test_compare_two_runs_prints_paired_changes(srv, experiment, tmp_path):
     )
     assert invoke("run", str(exp.config), "--quiet").exit_code == 0
     second = next(d for d in exp.run_dirs() if d != first)
-    result = invoke("compare", str(first), str(second))
+    result = invoke("compare", str(first), str(second), "--summary", str(tmp_path / "c.md"))
     assert result.exit_code == 0, result.output  # compare informs; only the gate decides
-    assert "FAIL" in result.output and "g01" in result.output
+    # Headed by what changed, never by a gate verdict.
+    summary = (tmp_path / "c.md").read_text(encoding="utf-8")
+    assert summary.startswith(
+        "## prelabel compare: run B is worse than run A beyond noise and tolerance"
+    )
+    assert "prelabel gate" not in summary.splitlines()[0]
+    assert "FAIL" not in result.output and "PASS" not in result.output
+    assert "| zs@fake | g | worse | accuracy |" in summary and "g01" in result.output
+    # Its help says what the exit code means.
+    help_text = flat(invoke("compare", "--help").output)
+    assert "exit 0 whenever the comparison was made" in help_text
 
 
 def test_the_canary_bypasses_the_cache_and_flags_a_changed_model(srv, experiment, tmp_path):
@@ -173,13 +183,22 @@ def test_a_renamed_setup_fails_as_removed_and_settings_that_do_not_change_labels
     assert junit.get("failures") == "1"
 
 
-def test_the_canary_says_no_data_when_every_call_fails(srv, experiment, tmp_path):
-    from conftest import Reply
+def test_the_canary_counts_failed_calls_apart_and_a_provider_refusing_all_is_exit_2(
+    srv, experiment, tmp_path
+):
+    from conftest import Reply, per_item
 
     exp = experiment(srv)
     assert invoke("run", str(exp.config), "--quiet").exit_code == 0
-    srv.responder = lambda request_json, attempt: Reply(status=400, content="bad request")
-    result = invoke("canary", str(exp.config), "--items", "5", "--json", str(tmp_path / "c.json"))
-    assert result.exit_code == 1
+    refused = Reply(status=400, content="bad request")
+    # Some calls fail: no evidence of drift either way, so neither flips nor compared.
+    srv.responder = per_item({"g01": refused, "g05": refused})
+    result = invoke("canary", str(exp.config), "--items", "12", "--json", str(tmp_path / "c.json"))
+    assert result.exit_code == 0, result.output
     [row] = json.loads((tmp_path / "c.json").read_text())["setups"]
-    assert row["verdict"] == "no data" and row["failed_calls"] == 5 and row["flips"] == 0
+    assert (row["verdict"], row["failed_calls"], row["flips"], row["n"]) == ("ok", 2, 0, 10)
+    # Every call refused: the canary could not ask anything: an error (exit 2), not drift.
+    srv.responder = lambda request_json, attempt: refused
+    result = invoke("canary", str(exp.config), "--items", "5")
+    assert result.exit_code == 2, result.output
+    assert "rejected every request as invalid" in flat(result.output)

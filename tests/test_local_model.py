@@ -36,7 +36,7 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1800,
         env={**os.environ, "PRELABEL_CACHE_DIR": str(cwd / "cache")},
     )
 
@@ -88,22 +88,67 @@ def test_demo_on_the_local_model_labels_scores_and_reruns_from_cache(tmp_path: P
     assert m1["leaderboard"] == m2["leaderboard"]
 
 
-def test_fast_logprobs_equal_llama_cpp_own_logprobs() -> None:
-    """The provider computes log-probs from llama.scores; they must equal llama-cpp's own."""
+LOGPROB_SCHEMA = {
+    "type": "object",
+    "properties": {"label": {"type": "string", "enum": ["positive", "negative", "neutral"]}},
+    "required": ["label"],
+}
+LOGPROB_MESSAGES = (
+    {"role": "system", "content": "Reply with one word: positive, negative, or neutral."},
+    {"role": "user", "content": "The battery died after two days. Waste of money."},
+)
+
+
+def _own_logprobs(llama) -> dict:
+    return llama.create_chat_completion(
+        messages=[dict(m) for m in LOGPROB_MESSAGES],
+        temperature=0.0,
+        max_tokens=16,
+        seed=0,
+        response_format={"type": "json_object", "schema": LOGPROB_SCHEMA},
+        logprobs=True,
+        top_logprobs=5,
+    )
+
+
+def _assert_same_logprobs(mine, theirs) -> None:
+    assert [t.token for t in mine] == [t["token"] for t in theirs]
+    for m, t in zip(mine, theirs, strict=True):
+        assert m.logprob == pytest.approx(t["logprob"], abs=1e-4)
+        top = {a["token"]: a["logprob"] for a in t["top_logprobs"]}
+        for token, logprob in m.top:
+            assert logprob == pytest.approx(top[token], abs=1e-4)
+
+
+def test_fast_logprobs_equal_llama_cpp_own_logprobs_on_the_same_logits() -> None:
+    """The provider's log-probs (numpy on `llama.scores`) against llama-cpp-python's own, read
+    from the same evaluation, so only the arithmetic and the token alignment are compared.
+
+    Not two separate calls: llama.cpp reuses the KV cache of a shared prefix, and its kernels
+    differ by batch shape, build and CPU features (AVX2 and AVX-512 machines disagreed by
+    0.1 on a log-prob of -10), so two compute paths agree in rank, not in digits."""
+    from harness.config import ModelConfig
+    from harness.providers.local import LocalProvider, _logprobs_from_scores
+
+    provider = LocalProvider(ModelConfig(id="m", model="local/smollm2-135m"), REPO)
+    llama = provider._llama(logits_all=True)
+    own = _own_logprobs(llama)
+    usage, choice = own["usage"], own["choices"][0]
+    mine = _logprobs_from_scores(
+        llama, usage["prompt_tokens"], usage["completion_tokens"], 5, choice["message"]["content"]
+    )
+    _assert_same_logprobs(mine, choice["logprobs"]["content"])
+
+
+def test_provider_call_equals_llama_cpp_own_call_from_a_fresh_context() -> None:
+    """The provider's whole call (grammar, seed, the last token recovered from the text)
+    against llama-cpp-python's own call on the same prompt, each from an empty KV cache:
+    the same graph on the same machine, so the same answer and the same log-probs."""
     from harness.config import ModelConfig
     from harness.providers.local import LocalProvider
     from harness.records import CallSpec
 
     provider = LocalProvider(ModelConfig(id="m", model="local/smollm2-135m"), REPO)
-    schema = {
-        "type": "object",
-        "properties": {"label": {"type": "string", "enum": ["positive", "negative", "neutral"]}},
-        "required": ["label"],
-    }
-    messages = (
-        {"role": "system", "content": "Reply with one word: positive, negative, or neutral."},
-        {"role": "user", "content": "The battery died after two days. Waste of money."},
-    )
     spec = CallSpec(
         "s",
         "g",
@@ -111,31 +156,19 @@ def test_fast_logprobs_equal_llama_cpp_own_logprobs() -> None:
         0,
         "m",
         "local/smollm2-135m",
-        messages,
+        LOGPROB_MESSAGES,
         {"temperature": 0.0, "max_tokens": 16},
-        schema,
+        LOGPROB_SCHEMA,
         5,
         "key",
     )
-    reply = provider._complete_sync(spec)
     llama = provider._llama(logits_all=True)
-    own = llama.create_chat_completion(
-        messages=[dict(m) for m in messages],
-        temperature=0.0,
-        max_tokens=16,
-        seed=0,
-        response_format={"type": "json_object", "schema": schema},
-        logprobs=True,
-        top_logprobs=5,
-    )
+    llama.reset()
+    reply = provider._complete_sync(spec)
+    llama.reset()
+    own = _own_logprobs(llama)
     assert own["choices"][0]["message"]["content"] == reply.content
-    expected = own["choices"][0]["logprobs"]["content"]
-    assert [t.token for t in reply.token_logprobs] == [t["token"] for t in expected]
-    for mine, theirs in zip(reply.token_logprobs, expected, strict=True):
-        assert mine.logprob == pytest.approx(theirs["logprob"], abs=1e-4)
-        top = {a["token"]: a["logprob"] for a in theirs["top_logprobs"]}
-        for token, logprob in mine.top:
-            assert logprob == pytest.approx(top[token], abs=1e-4)
+    _assert_same_logprobs(reply.token_logprobs, own["choices"][0]["logprobs"]["content"])
 
 
 STRUCTURED = {

@@ -348,7 +348,7 @@ def test_parsers_never_raise_on_random_text():
     ],
     ids=lambda text: f"{text[:12]!r}x{len(text)}",
 )
-@pytest.mark.timeout(60)  # catastrophic backtracking only; speed figures belong in benchmarks
+@pytest.mark.timeout(600)  # catastrophic backtracking only; speed figures belong in benchmarks
 def test_parsers_do_not_hang_on_long_runs(text):
     results = [parse_multilabel(text, TOPICS), parse_ranking(text, ABC), parse_rubric(text, AXES)]
     assert all(isinstance(r, ParsedStructured) for r in results)

@@ -102,7 +102,7 @@ def test_resume_after_sigkill_never_pays_twice_for_a_stored_label(srv, experimen
     assert len(stored) < N_ITEMS
 
     srv.reset()
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stdout + done.stderr
     second_requests = item_counts(srv.requests)
 
@@ -150,7 +150,7 @@ def test_fully_cached_rerun_makes_no_request_and_never_imports_litellm(srv, expe
             [sys.executable, "-c", IMPORT_PROBE, str(out), "run", str(exp.config), "--quiet"],
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=1800,
         )
         assert done.returncode == 0, done.stdout + done.stderr
         return json.loads(out.read_text())

@@ -48,9 +48,12 @@ def test_a_budget_with_an_unknown_price_stops_after_one_call(srv, experiment):
 def test_an_empty_reply_still_counts_its_cost(srv, experiment):
     srv.responder = lambda req, attempt: Reply(content="", prompt_tokens=1000)
     exp = experiment(srv, model={"input_cost_per_mtok": 1.0, "output_cost_per_mtok": 0.0})
-    result = run(exp)
+    fast = {"backoff_initial_s": 0.001, "backoff_max_s": 0.01}
+    result = run_experiment(exp.config, runs_dir=exp.runs_dir, settings_override=fast)
     assert result.totals.failures == {"empty_response": 12}
-    assert result.totals.cost_usd == pytest.approx(0.012)
+    # Each empty reply is retried (run.retries: 2), and every one of them was paid for.
+    assert srv.count == 36
+    assert result.totals.cost_usd == pytest.approx(0.036)
 
 
 @pytest.mark.parametrize(

@@ -192,23 +192,45 @@ def test_unparseable_output_is_a_failure_record_and_the_run_completes(srv, exper
     assert block["coverage"]["value"] == pytest.approx(11 / 12, abs=1e-6)
 
 
-def test_empty_content_is_a_failure_and_is_not_cached(srv, experiment):
+def test_empty_content_is_retried_then_a_failure_and_is_never_cached(srv, experiment):
     srv.responder = per_item({"g05": Reply(content="")})
-    exp = experiment(srv)
+    exp = experiment(srv)  # retries: 2
     first = run(exp)
 
     rec = by_item(read_labels(first.run_dir))["g05"]
     assert rec["failure"] == "empty_response"
-    assert rec["attempts"] == 1
-    assert srv.count == len(GOLD)
+    assert rec["attempts"] == 3  # retried like a transport fault, within run.retries
+    assert requests_per_item(srv)["g05"] == 3
+    assert srv.count == len(GOLD) + 2
+    assert first.totals.request_errors == {"empty_response": 3}
 
     srv.reset()
     second = run(exp)
-    assert dict(requests_per_item(srv)) == {"g05": 1}  # asked again; the rest was cached
+    assert dict(requests_per_item(srv)) == {"g05": 3}  # asked again; the rest was cached
     records = by_item(read_labels(second.run_dir))
     assert records["g05"]["failure"] == "empty_response"
     assert records["g05"]["cached"] is False
     assert sum(r["cached"] for r in records.values()) == len(GOLD) - 1
+
+
+def test_an_empty_answer_then_a_good_one_gives_a_label_after_one_retry(srv, experiment):
+    priced = Reply(content="", prompt_tokens=1000, completion_tokens=0)  # $0.001, paid for
+    srv.responder = per_item({"g05": sequence(priced, "negative")})
+    exp = experiment(srv, model={"input_cost_per_mtok": 1.0, "output_cost_per_mtok": 0.0})
+    result = run(exp)
+
+    rec = by_item(read_labels(result.run_dir))["g05"]
+    assert rec["label"] == "negative" and rec.get("failure") is None
+    assert rec["attempts"] == 2
+    assert requests_per_item(srv)["g05"] == 2
+    assert result.totals.request_errors == {"empty_response": 1}
+    # The empty answer's price is in the record (so in the run's spend), not in the cache:
+    # the cached label costs what its own reply cost.
+    srv.reset()
+    again = by_item(read_labels(run(exp).run_dir))["g05"]
+    assert srv.count == 0 and again["cached"] and again["label"] == "negative"
+    assert rec["cost_usd"] == pytest.approx(again["cost_usd"] + 0.001)
+    assert again["cost_usd"] > 0
 
 
 def test_401_stops_the_run_with_a_user_error_naming_the_model(srv, experiment):

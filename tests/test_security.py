@@ -284,7 +284,7 @@ def test_an_api_key_never_reaches_runs_cache_output_or_logs(srv, experiment, cac
         [sys.executable, "-m", "harness.cli", "run", str(exp.config), "--quiet"],
         capture_output=True,
         env=env,
-        timeout=300,
+        timeout=1800,
     )
     assert first.returncode == 0, first.stderr.decode()
     assert srv.request_headers and all(
@@ -308,7 +308,7 @@ def test_an_api_key_never_reaches_runs_cache_output_or_logs(srv, experiment, cac
         [sys.executable, "-m", "harness.cli", "run", str(exp.config), "--quiet"],
         capture_output=True,
         env=env,
-        timeout=300,
+        timeout=1800,
     )
     assert second.returncode == 2, second.stderr.decode()
     assert b"auth" in second.stderr and b"[secret]" in second.stderr

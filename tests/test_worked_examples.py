@@ -24,7 +24,7 @@ def convert(script: str, out: Path, *args: str) -> None:
         [sys.executable, str(REPO / "examples" / script), "--out", str(out), *args],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=1800,
     )
     assert done.returncode == 0, done.stderr
 

@@ -44,7 +44,7 @@ def test_the_workflow_is_valid_and_runs_the_gate():
     uses = [s["uses"].split("@")[0] for s in steps if "uses" in s]
     assert {"actions/checkout", "actions/cache/restore", "actions/cache/save"} <= set(uses)
     calls = prelabel_calls(flow)
-    assert [c[0] for c in calls] == ["plan", "gate"]
+    assert [c[0] for c in calls] == ["cache", "plan", "gate"]
 
 
 def test_every_prelabel_command_and_option_in_the_workflow_exists():
@@ -58,6 +58,7 @@ def test_every_prelabel_command_and_option_in_the_workflow_exists():
 
 def test_the_files_the_workflow_names_exist_and_load():
     env = workflow()["env"]
+    assert (ROOT / env["SHIPPED_LABELS"]).is_file()
     experiment = load_experiment(ROOT / env["CONFIG"]).experiment
     baseline = load_baseline(ROOT / env["BASELINE"])
     assert baseline["experiment"] == experiment.name

@@ -30,6 +30,9 @@ class ProviderError(Exception):
     fatal: bool = False  # e.g. authentication: every further call would fail the same way
     attempts: int = 0  # set by the runner: how many requests were made before giving up
     cost_usd: float | None = None  # what a reply that was still a failure cost (empty text)
+    # The server was never reached: "refused", "dns" (host not found) or "connect" (other
+    # connect errors). A dropped connection reached it and is None. See harness/provider_health.py.
+    unreachable: str | None = None
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.detail}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import time
 from typing import Any
 from urllib.parse import urlparse
@@ -198,6 +199,9 @@ def classify(exc: Exception, litellm: Any, secret: str | None = None) -> Provide
     text = mask_secrets(str(exc), secret)
     detail = text.splitlines()[0][:300] if text else type(exc).__name__
     status = getattr(exc, "status_code", None)
+    refused = status in (400, 402, 403, 429) or isinstance(exc, litellm.RateLimitError)
+    if refused and (status == 402 or _out_of_quota(exc, text)):  # waiting won't bring credit
+        return ProviderError("quota", detail, retryable=False, fatal=True)
     if isinstance(exc, litellm.AuthenticationError) or status in (401, 403):
         return ProviderError("auth", detail, retryable=False, fatal=True)
     if isinstance(exc, litellm.RateLimitError) or status == 429:
@@ -213,14 +217,61 @@ def classify(exc: Exception, litellm: Any, secret: str | None = None) -> Provide
     # litellm reports a malformed body and a dropped connection as a 500 too; only the
     # message tells them apart (checked against litellm 1.110 in tests/test_fake_openai.py).
     if "Connection error" in detail:
-        return ProviderError("connection", detail, True)
+        return _connection(exc, detail, secret)
     if any(s in detail for s in ("Expecting value", "Empty or invalid response", "'choices'")):
         return ProviderError("bad_response", detail, True)
     if isinstance(status, int) and status >= 500:
         return ProviderError(f"http_{status}", detail, True, retry_after(exc))
     if isinstance(exc, litellm.APIConnectionError):
-        return ProviderError("connection", detail, True)
+        return _connection(exc, detail, secret)
     return ProviderError("provider_error", f"{type(exc).__name__}: {detail}", True)
+
+
+# What providers say when the account has no quota or credit left (OpenAI's 429
+# insufficient_quota, Anthropic's 400 "credit balance is too low", OpenRouter's 402...).
+# Not "billing" alone: OpenAI's ordinary rate-limit messages link to the billing page.
+QUOTA = re.compile(
+    r"insufficient[_ ]quota|exceeded your current quota|credit balance is too low"
+    r"|insufficient (?:credits?|funds|balance)|out of credits?|payment required",
+    re.IGNORECASE,
+)
+
+
+def _out_of_quota(exc: Exception, text: str) -> bool:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):  # the error object's code and type, when litellm kept them
+        inner = body.get("error") if isinstance(body.get("error"), dict) else body
+        text = f"{text} {inner.get('code', '')} {inner.get('type', '')}"
+    return bool(QUOTA.search(text))
+
+
+def _connection(exc: Exception, detail: str, secret: str | None) -> ProviderError:
+    unreachable, why = _unreachable(exc)
+    if unreachable:  # the root cause is the useful part: refused, or host not found
+        detail = f"{detail} ({mask_secrets(why, secret)[:200]})"
+    return ProviderError("connection", detail, True, unreachable=unreachable)
+
+
+def _unreachable(exc: BaseException) -> tuple[str | None, str]:
+    """("refused" | "dns" | "connect", root message) when no connection was made at all;
+    (None, "") for anything else, e.g. a server that dropped an open connection. litellm
+    wraps the transport error several times: walk the chain of causes to the root."""
+    seen: BaseException | None = exc
+    found: tuple[str | None, str] = (None, "")
+    for _ in range(12):
+        if seen is None:
+            break
+        if isinstance(seen, ConnectionRefusedError):
+            return "refused", str(seen)
+        if isinstance(seen, socket.gaierror):
+            return "dns", str(seen)
+        if type(seen).__name__ in ("ConnectError", "ClientConnectorError"):
+            # aiohttp names the SSL context object by its address: drop it, so that two
+            # identical failures have identical details (fail fast compares them).
+            why = re.sub(r" ?ssl:<[^>]*>", "", (str(seen).splitlines() or [""])[0])
+            found = ("connect", why)
+        seen = seen.__cause__ or seen.__context__
+    return found
 
 
 def retry_after(exc: Exception) -> float | None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import math
+import os
 import threading
 import time
 from pathlib import Path
@@ -48,10 +50,39 @@ def resolve_gguf(model: str, base: Path) -> Path:
     return path
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity mask, capped by a cgroup CPU quota (a
+    container given 2 CPUs of a 64-core host must not start 64 threads)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cpus = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cpus)
+
+
+def default_threads(cpus: int | None = None) -> int:
+    """llama.cpp threads when `params.n_threads` is not set: one core left free, at most 4.
+
+    llama.cpp's threads meet at a barrier after every operation and spin while they wait.
+    With as many threads as cores, one busy neighbour (a test runner, a browser, another
+    run) makes every barrier wait for the scheduler: the demo went from 104 s to 35 minutes
+    on 2 cores. With one core left free a neighbour costs at most a thread, not the run
+    (bench/local_model.py --neighbour measures it); a 135M model gains little beyond 4.
+    """
+    cpus = usable_cpus() if cpus is None else cpus
+    return max(1, min(4, cpus - 1))
+
+
 class LocalProvider:
     # One llama.cpp instance per (file, logits_all): computing logits for every prompt token
     # (needed for log-probabilities) makes a call about 2.5x slower, so only when asked.
-    _models: ClassVar[dict[tuple[Path, bool], Any]] = {}
+    _models: ClassVar[dict[tuple[Path, bool, int], Any]] = {}
     _locks: ClassVar[dict[Path, threading.Lock]] = {}
     _load_lock = threading.Lock()
 
@@ -61,7 +92,8 @@ class LocalProvider:
         self.n_threads = int(model.params.get("n_threads", 0)) or None
 
     def _llama(self, logits_all: bool) -> Any:
-        key = (self.path, logits_all)
+        threads = self.n_threads or default_threads()
+        key = (self.path, logits_all, threads)
         with self._load_lock:
             if key not in self._models:
                 try:
@@ -70,9 +102,6 @@ class LocalProvider:
                     raise UserError.at(
                         "local models need llama-cpp-python", hint='pip install -e ".[local]"'
                     ) from None
-                import os
-
-                threads = self.n_threads or max(1, os.cpu_count() or 1)
                 self._models[key] = Llama(
                     model_path=str(self.path),
                     n_ctx=N_CTX,

@@ -39,9 +39,9 @@ def decision_section(gs: dict[str, Any]) -> list[str]:
     if v and v["can_tell_apart"] is not None:
         out += [
             "",
-            f"Recommended vs runner-up on the same {v['n']} items: {v['verdict']} (accuracy "
-            f"difference {fmt_iv(v['accuracy_difference'])}, McNemar p (Holm) "
-            f"{fmt(v['p_holm'])}).",
+            # The verdict is in the reason above; this line gives its evidence.
+            f"Recommended vs runner-up on the same {v['n']} items: accuracy difference "
+            f"{fmt_iv(v['accuracy_difference'])}, McNemar p (Holm) {fmt(v['p_holm'])}.",
         ]
     out += ["", *_constraints(r)]
     out += _costs(r)

@@ -25,8 +25,9 @@ from typing import Any
 from jinja2 import ChainableUndefined, Environment, PackageLoader
 from markupsafe import Markup, escape
 
+from harness.money import usd
 from harness.records import RunManifest
-from harness.report import svg
+from harness.report import leaderboard_notes, svg
 from harness.report.markdown_format import alpha_band, kappa_band
 
 MAX_PAIR_ROWS = 15  # annotator pairs listed one by one; a crowd gets a summary line
@@ -86,6 +87,7 @@ def _env() -> Environment:
         pareto=pareto,
         constraint_head=constraint_head,
         max_pair_rows=MAX_PAIR_ROWS,
+        notes=leaderboard_notes,
     )
     return env
 
@@ -122,13 +124,6 @@ def iv(d: Any, digits: int = 3, show_n: bool = False) -> Markup | str:
     if show_n and _is_num(d.get("n")):
         out += f' <span class="n">n={int(d["n"])}</span>'
     return Markup(out)
-
-
-def usd(x: Any) -> str:
-    """Cents for budgets, three significant digits for the tiny per-item LLM prices."""
-    if not _is_num(x):
-        return "unknown"
-    return f"${x:,.2f}" if x == 0 or abs(x) >= 1 else f"${x:.3g}"
 
 
 def pct(x: Any, digits: int = 0) -> str:

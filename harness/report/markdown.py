@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.money import usd
 from harness.records import RunManifest
+from harness.report import leaderboard_notes as notes
 from harness.report.decision_md import decision_section
 from harness.report.deploy_md import deploy_md, groups_humans_lines, prompt_stability_md
 from harness.report.markdown_format import alpha_band, by_kappa, fmt, fmt_iv, kappa_band, table
@@ -31,7 +33,7 @@ def render_markdown(manifest: RunManifest, metrics: dict[str, Any]) -> str:
         f"{' (dirty)' if manifest.git_dirty else ''}; {manifest.started_at} to "
         f"{manifest.finished_at}.",
         f"Labels: {t.get('labels', 0)} ({t.get('cached', 0)} from cache), calls made: "
-        f"{t.get('calls', 0)}, spend this run: ${t.get('cost_usd', 0):.4f}.",
+        f"{t.get('calls', 0)}, spend this run: {usd(t.get('cost_usd', 0))}.",
         f"Intervals: {level}% bootstrap percentile over items, "
         f"{metrics['bootstrap']['n_boot']} replicates, seed {metrics['bootstrap']['seed']}.",
     ]
@@ -63,9 +65,11 @@ def _gold_set(gs: dict[str, Any], level: int) -> list[str]:
     ]
     rows = []
     setups = by_kappa(gs["setups"])
+    method = notes.recalibration_method(setups)
     for rank, b in enumerate(setups, start=1):
         cal = b["calibration"]
         usage = b["usage"]
+        after = notes.recalibrated_ece(b, method) if method else None
         rows.append(
             [
                 str(rank),
@@ -75,11 +79,12 @@ def _gold_set(gs: dict[str, Any], level: int) -> list[str]:
                 fmt_iv(b["accuracy"]),
                 fmt_iv(b["macro_f1"]),
                 f"{fmt(b['coverage']['value'])} ({b['coverage']['answered']}/{b['coverage']['n']})",
-                fmt(b["human_ceiling"]["ratio_kappa"], 2),
+                notes.ceiling_text(
+                    b["human_ceiling"]["ratio_kappa"], fmt(b["human_ceiling"]["ratio_kappa"], 2)
+                ),
                 fmt_iv(cal["ece"]) + f" (n={cal['n']})" if cal else "–",
-                fmt(usage["cost_usd_per_item"], 5)
-                if usage["cost_usd_per_item"] is not None
-                else "unknown",
+                *([fmt_iv(after) if after else notes.NOT_FITTED if cal else "–"] if method else []),
+                usd(usage["cost_usd_per_item"]),
                 fmt(usage["latency_s"]["p50"], 2),
             ]
         )
@@ -95,7 +100,8 @@ def _gold_set(gs: dict[str, Any], level: int) -> list[str]:
             "1.000",
             "–",
             "–",
-            "0",
+            *(["–"] if method else []),
+            usd(0),
             "–",
         ]
     )
@@ -110,13 +116,17 @@ def _gold_set(gs: dict[str, Any], level: int) -> list[str]:
                 "macro-F1",
                 "coverage",
                 "kappa / ceiling",
-                "ECE",
+                *(["ECE (raw)", f"ECE (after {method})"] if method else ["ECE"]),
                 "$ / item",
                 "p50 s",
             ],
             rows,
         )
     )
+    if method:
+        out += ["", notes.ece_note(method)]
+    if notes.any_above_ceiling(setups):
+        out += ["", notes.ABOVE_CEILING_NOTE]
     out += comparisons_section(gs.get("comparisons") or [], level)
     out += prompt_stability_md(gs)
     out += decision_section(gs)
@@ -204,7 +214,7 @@ def _setup(b: dict[str, Any]) -> list[str]:
         f"- Usage: {u['n_records']} label records ({u['failed_records']} failed), "
         f"{u['cache_hits']} from cache, "
         f"{u['input_tokens']} input / {u['output_tokens']} output tokens, cost this run "
-        f"{'unknown' if cost is None else f'${cost:.4f}'}, latency p50 "
+        f"{usd(cost)}, latency p50 "
         f"{fmt(u['latency_s']['p50'], 2)} s / p95 {fmt(u['latency_s']['p95'], 2)} s "
         f"(n={u['latency_s']['n']})"
     )

@@ -15,6 +15,8 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from harness.money import usd
+
 INK, MUTED, GRID = "#1f2937", "#6b7280", "#e5e7eb"
 BLUE, ORANGE, GREEN, GREY = "#2563eb", "#c2410c", "#15803d", "#9ca3af"
 Scale = Callable[[float], float]
@@ -91,13 +93,14 @@ def _axes(
     x_label: str,
     y_label: str,
     fmt: Callable[[float], str] = lambda v: f"{v:g}",
+    xfmt: Callable[[float], str] | None = None,
 ) -> list[str]:
-    """Grid lines, tick labels and axis titles of an x-y plot."""
+    """Grid lines, tick labels and axis titles of an x-y plot (`xfmt`: x ticks, else `fmt`)."""
     x0, x1, y0, y1 = sx(xticks[0]), sx(xticks[-1]), sy(yticks[0]), sy(yticks[-1])
     out = []
     for t in xticks:
         out.append(_line(sx(t), y0, sx(t), y1))
-        out.append(_text(sx(t), y0 + 14, fmt(t), "tick", "middle"))
+        out.append(_text(sx(t), y0 + 14, (xfmt or fmt)(t), "tick", "middle"))
     for t in yticks:
         out.append(_line(x0, sy(t), x1, sy(t)))
         out.append(_text(x0 - 5, sy(t) + 3.5, fmt(t), "tick", "end"))
@@ -283,14 +286,15 @@ def pareto_plot(
     yticks = nice_ticks(min(ys) - pad, max(ys) + pad, 5)
     sx = _linear(xticks[0], xticks[-1], left, w - right)
     sy = _linear(yticks[0], yticks[-1], h - bottom, top)
-    out = _axes(sx, sy, xticks, yticks, x_label, y_label)
+    # x is dollars: `g` would write a tiny cost as 7e-06
+    out = _axes(sx, sy, xticks, yticks, x_label, y_label, xfmt=usd)
     front = sorted((p for p in pts if p.get("on_front")), key=lambda p: p["x"])
     if join and len(front) > 1:
         path = " ".join(f"{_f(sx(p['x']))},{_f(sy(p['y']))}" for p in front)
         out.append(f'<polyline points="{path}" fill="none" stroke="{GREEN}" stroke-width="1.5"/>')
     for p in pts:
         x, y, on = sx(p["x"]), sy(p["y"]), bool(p.get("on_front"))
-        tip = f"{p.get('label')}: {y_label} {p['y']:.3f}, {x_label} {p['x']:.4g}" + (
+        tip = f"{p.get('label')}: {y_label} {p['y']:.3f}, {x_label} {usd(p['x'])}" + (
             " (on the front)" if on else " (dominated)"
         )
         fill = GREEN if on else "#ffffff"
