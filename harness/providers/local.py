@@ -73,7 +73,7 @@ def default_threads(cpus: int | None = None) -> int:
     With as many threads as cores, one busy neighbour (a test runner, a browser, another
     run) makes every barrier wait for the scheduler: the demo went from 104 s to 35 minutes
     on 2 cores. With one core left free a neighbour costs at most a thread, not the run
-    (bench/local_neighbour.py measures it: 1.6x with 1 thread, 2.9x with 2 on 2 cores);
+    (bench/local_neighbour.py measures it: 1.7x with 1 thread, 2.8x with 2 on 2 cores);
     a 135M model gains little beyond 4.
     """
     cpus = usable_cpus() if cpus is None else cpus
