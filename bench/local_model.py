@@ -83,9 +83,9 @@ def direct_loop(llama, specs) -> float:
 
 
 def prelabel_run(plan, providers, tmp: Path) -> float:
-    from harness.cache import LabelCache
-    from harness.labelspace import LabelSpace
-    from harness.runner import LabelSink, Runner, RunSettings
+    from harness.run.cache import LabelCache
+    from harness.run.runner import LabelSink, Runner, RunSettings
+    from harness.tasks.labelspace import LabelSpace
 
     exp = plan.resolved.experiment
     cache = LabelCache(tmp / "cache")
@@ -137,9 +137,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from llama_cpp import Llama
 
-    from harness.cache import LabelCache
-    from harness.pipeline import make_providers, prepare
     from harness.providers.local import N_CTX, LocalProvider, default_threads
+    from harness.run.cache import LabelCache
+    from harness.run.pipeline import make_providers, prepare
 
     with workdir("local-model", args.keep) as tmp:
         config = write_demo_experiment(tmp, args.items)

@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.items, args.repeats = min(args.items, 10), 1
 
-    from harness.plan import prepare
     from harness.providers.local import LocalProvider, default_threads, usable_cpus
+    from harness.run.plan import prepare
 
     cpus = usable_cpus()
     counts = {"prelabel default": default_threads(), "every core": cpus}

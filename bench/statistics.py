@@ -3,7 +3,7 @@
 A synthetic classification gold set (3 labels, 3 annotators, loaded and validated by
 prelabel's own loader) and one label record per item and setup (about 70% right, with a
 log-prob confidence and label distribution, as the local model writes them) are built
-first, untimed. Timed: `harness.pipeline.score_experiment`, the one call `prelabel run`
+first, untimed. Timed: `harness.run.pipeline.score_experiment`, the one call `prelabel run`
 and `prelabel report` make between the labels and the reports: `score_run` (every metric
 with its bootstrap interval, calibration, recalibration, auto-accept, slices, stability,
 alt-test, comparisons of all setup pairs) then `decide`. The report files are timed
@@ -39,7 +39,7 @@ TARGET_S = 10.0
 def synthetic_records(gold, setups, seed: int = 0, confidence: bool = True) -> list:
     """One record per item and setup, as a fresh run of a local model would write it
     (without `confidence`: as a model that gives no log-probs, so no calibration)."""
-    from harness.records import LabelRecord
+    from harness.core.records import LabelRecord
 
     rng = np.random.default_rng(seed)
     items = gold.items
@@ -118,10 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         args.items, args.setups = min(args.items, 10_000), min(args.setups, 3)
 
     from harness.config import load_experiment
-    from harness.goldset import load_gold_set
-    from harness.labelspace import LabelSpace
-    from harness.pipeline import score_experiment
-    from harness.plan import build_setups
+    from harness.inputs.goldset import load_gold_set
+    from harness.run.pipeline import score_experiment
+    from harness.run.plan import build_setups
+    from harness.tasks.labelspace import LabelSpace
 
     with workdir("statistics", args.keep) as tmp:
         t0 = time.perf_counter()
@@ -175,9 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         ]
         details = {"seconds": elapsed, "load_avg_after": load_after}
         if args.reports:
-            from harness.manifest import build_manifest
-            from harness.plan import make_plan
-            from harness.report import write_reports
+            from harness.report.writer import write_reports
+            from harness.run.manifest import build_manifest
+            from harness.run.plan import make_plan
 
             del records
             manifest = build_manifest(make_plan(resolved), "bench")

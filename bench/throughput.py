@@ -7,7 +7,7 @@ concurrency, on the same prompts (the ones prelabel's plan renders). The bare lo
 (num_retries=0, temperature 0, timeout). prelabel's path is the real one: the plan from a
 config, `Runner` with its cache (diskcache, a fresh directory per repeat), rate gate,
 retries, parser, and the labels.jsonl sink plus the in-memory record list, exactly as
-`harness.pipeline.run_experiment` wires them (scoring and reports are not part of it).
+`harness.run.pipeline.run_experiment` wires them (scoring and reports are not part of it).
 Phases alternate (bare, prelabel, bare, prelabel, ...); the ratio is the median over the
 repeats of prelabel's rate over the bare rate measured just before it (paired, so a
 disturbance of the machine during one repeat moves both sides of that pair).
@@ -75,11 +75,11 @@ async def bare_loop(litellm, specs, base_url: str, concurrency: int) -> tuple[fl
 
 
 async def prelabel_run(plan, cache_dir: Path, run_dir: Path, concurrency: int) -> tuple[float, int]:
-    """prelabel's labelling station as `run_experiment` wires it (harness/pipeline.py)."""
-    from harness.cache import LabelCache
-    from harness.labelspace import LabelSpace
-    from harness.pipeline import make_providers
-    from harness.runner import LabelSink, Runner, RunSettings
+    """prelabel's labelling station as `run_experiment` wires it (harness/run/pipeline.py)."""
+    from harness.run.cache import LabelCache
+    from harness.run.pipeline import make_providers
+    from harness.run.runner import LabelSink, Runner, RunSettings
+    from harness.tasks.labelspace import LabelSpace
 
     exp = plan.resolved.experiment
     cache = LabelCache(cache_dir)
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.labels, args.repeats = min(args.labels, 500), 1
 
-    from harness.pipeline import prepare
+    from harness.run.pipeline import prepare
 
     with workdir("throughput", args.keep) as tmp, FakeServer(args.latency) as server:
         config = write_experiment(

@@ -15,6 +15,7 @@ import os
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +23,14 @@ from typing import Any
 
 import pytest
 import yaml
+from typer.testing import CliRunner
+
+from harness.cli.app import app
 
 try:  # tests/ on sys.path (rootdir conftest, no tests/__init__.py)
     from fake_openai import FakeOpenAIServer, Reply, keyword_labeler, last_user_text
 except ImportError:  # tests is a package
-    from tests.fake_openai import FakeOpenAIServer, Reply, keyword_labeler, last_user_text
+    from fake_openai import FakeOpenAIServer, Reply, keyword_labeler, last_user_text
 
 __all__ = ["FakeOpenAIServer", "Reply", "keyword_labeler", "last_user_text"]
 
@@ -190,3 +194,155 @@ def experiment(tmp_path):
         return Exp(root, config, gold_path, template, tmp_path / "runs", data)
 
     return make
+
+
+# ---- shared by the CLI, label and Label Studio tests
+
+SCHEMA = Path(__file__).resolve().parents[1] / "harness" / "schemas" / "metrics.schema.json"
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, [*args], catch_exceptions=False)
+
+
+def flat(text: str) -> str:
+    """The output with line breaks removed: rich may wrap a long message on a narrow console."""
+    return re.sub(r"\s*\n\s*", " ", text)
+
+
+def only_run_dir(exp) -> Path:
+    [run_dir] = exp.run_dirs()
+    return run_dir
+
+
+def confident_labeler(request_json: dict, attempt: int) -> str:
+    """Keyword rules with a verbalized confidence: sure on a plain keyword, unsure when the
+    review hedges ("but", "broke") or has no keyword."""
+    text = last_user_text(request_json).lower()
+    label = "positive" if "great" in text else "negative" if "awful" in text else "neutral"
+    sure = label != "neutral" and "but" not in text and "broke" not in text
+    return json.dumps({"label": label, "confidence": 0.97 if sure else 0.4})
+
+
+NEW = [
+    {"id": "n1", "text": "A great toaster."},
+    {"id": "n2", "text": "Awful kettle."},
+    {"id": "n3", "text": "It is a lamp."},
+    {"id": "n4", "text": "Great colour but it broke."},
+]
+
+
+def setup_experiment(srv, experiment, tmp_path):
+    srv.responder = confident_labeler
+    exp = experiment(
+        srv,
+        model={"confidence": "verbalized", "structured_output": "off"},
+        extra={"report": {"bootstrap": 200, "seed": 0, "target_error": 0.4, "delta": 0.1}},
+    )
+    assert invoke("run", str(exp.config), "--quiet").exit_code == 0
+    new = tmp_path / "new.jsonl"
+    new.write_text("\n".join(json.dumps(r) for r in NEW) + "\n", encoding="utf-8")
+    return exp, new
+
+
+def label_run(exp):
+    dirs = [d for d in exp.run_dirs() if "-label-" in d.name]
+    return dirs[-1]
+
+
+def read(path):
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+
+
+def label_studio_round(
+    tasks: list[dict], reviews: dict[str, list[tuple]], control: tuple[str, str, str]
+) -> list[dict]:
+    """What Label Studio does: import the tasks (ids, prediction objects), let reviewers
+    annotate with the control (from_name, to_name, type), export as JSON. `reviews` maps an
+    item to (user, result value or None to accept the prediction, cancelled)."""
+    exported, ann_id = [], 9000
+    for k, task in enumerate(tasks):
+        task_id = 4100 + k
+        predictions = [
+            {
+                "id": 700 + k,
+                "model_version": p["model_version"],
+                "created_ago": "2 hours",
+                "score": p.get("score"),
+                "result": [dict(r, id=f"pred{k}{j}") for j, r in enumerate(p["result"])],
+                "cluster": None,
+                "neighbors": None,
+                "mislabeling": 0.0,
+                "created_at": "2024-06-01T09:00:00.000000Z",
+                "updated_at": "2024-06-01T09:00:00.000000Z",
+                "model": None,
+                "model_run": None,
+                "task": task_id,
+                "project": 12,
+            }
+            for p in task.get("predictions", [])
+        ]
+        annotations = []
+        for n, (user, value, cancelled) in enumerate(
+            reviews.get(task["data"]["prelabel_item_id"], [])
+        ):
+            ann_id += 1
+            if cancelled:
+                result = []
+            elif value is None:  # accepted the prediction as shown
+                result = [dict(r, origin="prediction") for r in predictions[0]["result"]]
+            else:
+                from_name, to_name, kind = control
+                result = [
+                    {
+                        "value": value,
+                        "id": f"r{ann_id}",
+                        "from_name": from_name,
+                        "to_name": to_name,
+                        "type": kind,
+                        "origin": "manual",
+                    }
+                ]
+            annotations.append(
+                {
+                    "id": ann_id,
+                    "completed_by": user,
+                    "result": result,
+                    "was_cancelled": cancelled,
+                    "ground_truth": False,
+                    "created_at": f"2024-06-02T10:{n:02d}:00.000000Z",
+                    "updated_at": f"2024-06-02T10:{n:02d}:30.000000Z",
+                    "lead_time": 8.0 + n,
+                    "prediction": predictions[0] if predictions and value is None else {},
+                    "result_count": 0,
+                    "task": task_id,
+                    "project": 12,
+                    "parent_prediction": predictions[0]["id"] if predictions else None,
+                    "parent_annotation": None,
+                }
+            )
+        exported.append(
+            {
+                "id": task_id,
+                "annotations": annotations,
+                "drafts": [],
+                "predictions": predictions,
+                "data": task["data"],
+                "meta": task.get("meta", {}),
+                "created_at": "2024-06-01T09:00:00.000000Z",
+                "updated_at": "2024-06-02T10:05:00.000000Z",
+                "inner_id": k + 1,
+                "total_annotations": len(annotations),
+                "cancelled_annotations": 0,
+                "total_predictions": len(predictions),
+                "project": 12,
+            }
+        )
+    return exported
+
+
+def line_of(path: Path, needle: str) -> int:
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if needle in line:
+            return i
+    raise AssertionError(f"{needle!r} not in {path}")

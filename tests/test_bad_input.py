@@ -6,7 +6,7 @@ to do (a `hint:`). `prelabel run` and `prelabel validate` must both exit with co
 no traceback, call no model and write nothing at all: no run folder, no cache, no file
 anywhere under the test's folder created or changed.
 
-Two policies are pinned here (see GoldSetConfig.max_item_bytes and harness/paths.py):
+Two policies are pinned here (see GoldSetConfig.max_item_bytes and harness/core/paths.py):
 - An item whose input fields exceed `gold_sets[].max_item_bytes` (default 1,000,000 bytes,
   ~250k tokens) is refused, naming its line and the limit; raising the key accepts it.
 - A config inside a git work tree may read inputs only from inside that work tree: a
@@ -28,8 +28,8 @@ import pytest
 from conftest import GOLD
 from typer.testing import CliRunner
 
-from harness.cache import LabelCache
-from harness.cli import app
+from harness.cli.app import app
+from harness.run.cache import LabelCache
 
 pytestmark = pytest.mark.http
 
@@ -655,7 +655,7 @@ def test_bad_input_exits_2_names_the_place_says_what_to_do_and_writes_nothing(
     assert hint, f"no hint: says what is wrong but not what to do: {out}"
     assert re.search(expect.hint, hint.group(1)), (expect.hint, hint.group(1))
     # Nothing written: no run folder, no cache entry, no file created or touched anywhere.
-    # (`run` with a missing API key leaves an empty cache database: pipeline.py opens the
+    # (`run` with a missing API key leaves an empty cache database: run/pipeline.py opens the
     # cache before it checks the keys. Empty, it holds nothing.)
     assert snapshot(tmp_path, cache_dir) == before
     assert not exp.runs_dir.exists()

@@ -1,10 +1,9 @@
-"""A config outside any git work tree has no project boundary (harness/paths.py): every
+"""A config outside any git work tree has no project boundary (harness/core/paths.py): every
 command that reads its files says so once on stderr, with how to set one."""
 
 from __future__ import annotations
 
-from test_cli import flat, invoke, only_run_dir
-from test_label_new import setup_experiment
+from conftest import flat, invoke, only_run_dir, setup_experiment
 
 WARNING = "no project boundary"
 

@@ -3,7 +3,7 @@ share one cache directory at the same time.
 
 `prelabel run` runs in its own process, forked from a "zygote" that has imported litellm
 once (that import costs ~4 s of CPU per process, which would make these tests slow);
-tests/test_resume.py kills a plain `python -m harness.cli run` too. The fake server runs in
+tests/run/test_resume.py kills a plain `python -m harness.cli run` too. The fake server runs in
 a thread of the test process, so it outlives every kill and its log says what was paid
 for, run by run. "Paid"
 means the server produced a successful reply: a provider bills it whether or not the
@@ -35,12 +35,12 @@ import pytest
 from conftest import RULES, Reply, last_user_text, rule_label
 from fake_openai import keyword_labeler
 
-import harness.pipeline
-from harness.cache import LabelCache
+import harness.run.pipeline
 from harness.config import load_experiment
-from harness.pipeline import run_experiment
-from harness.plan import make_plan
-from harness.records import LabelRecord
+from harness.core.records import LabelRecord
+from harness.run.cache import LabelCache
+from harness.run.pipeline import run_experiment
+from harness.run.plan import make_plan
 
 pytestmark = pytest.mark.http
 
@@ -61,7 +61,7 @@ RECORD_KEY = ("setup", "gold_set", "item", "sample", "swapped")
 
 ZYGOTE = """
 import json, os, sys
-import litellm, harness.cli, harness.pipeline, harness.providers.litellm_provider
+import litellm, harness.cli.app, harness.run.pipeline, harness.providers.litellm_provider
 print("ready", flush=True)
 for line in sys.stdin:
     cmd = json.loads(line)
@@ -80,7 +80,7 @@ for line in sys.stdin:
         os.dup2(log, 2)
         sys.argv = ["prelabel", *cmd["args"]]
         try:
-            harness.cli.main()
+            harness.cli.app.main()
             code = 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
@@ -293,7 +293,7 @@ def test_two_runs_sharing_one_cache_at_once_both_complete(
 
 def test_two_runs_drawing_the_same_run_id_get_two_folders(srv, experiment, monkeypatch):
     ids = iter(["20250101-000000-exp-abcd", "20250101-000000-exp-abcd", "20250101-000000-exp-ef01"])
-    monkeypatch.setattr(harness.pipeline, "new_run_id", lambda name: next(ids))
+    monkeypatch.setattr(harness.run.pipeline, "new_run_id", lambda name: next(ids))
     exp = experiment(srv)
     first = run_experiment(exp.config)
     second = run_experiment(exp.config)  # drew a taken id: draws again instead of crashing

@@ -10,7 +10,7 @@ equal, costs unknown. Label records are built directly (no model is called); the
 - nothing raises;
 - metrics.json parses as strict JSON (no NaN / Infinity) and validates against the schema;
 - every number in it is finite;
-- every null statistic has its reason (the `note` convention of json_numbers.py: a block
+- every null statistic has its reason (the `note` convention of score/json_numbers.py: a block
   whose `estimate` / `value` is null carries a non-empty `note`);
 - report.md and report.html are written and show no "nan" / "inf" as a number.
 """
@@ -34,10 +34,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.config import Experiment
-from harness.json_numbers import NOT_FINITE, finite_tree
-from harness.pipeline import score_experiment
-from harness.records import GoldItem, GoldSet, LabelRecord, RunManifest, Setup
-from harness.report import write_reports
+from harness.core.records import GoldItem, GoldSet, LabelRecord, RunManifest, Setup
+from harness.report.writer import write_reports
+from harness.run.pipeline import score_experiment
+from harness.score.json_numbers import NOT_FINITE, finite_tree
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((REPO / "harness/schemas/metrics.schema.json").read_text())

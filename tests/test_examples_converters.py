@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from harness.config import GoldSetConfig
-from harness.goldset import load_gold_set
-from harness.providers.replay import read_replay
+from harness.inputs.goldset import load_gold_set
+from harness.inputs.replay import read_replay
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.http
 try:  # tests/ on sys.path (pytest rootdir-relative import, no tests/__init__.py)
     from fake_openai import FakeOpenAIServer, Reply, constant, keyword_labeler, sequence
 except ImportError:  # tests is a package
-    from tests.fake_openai import FakeOpenAIServer, Reply, constant, keyword_labeler, sequence
+    from fake_openai import FakeOpenAIServer, Reply, constant, keyword_labeler, sequence
 
 MESSAGES = [
     {"role": "system", "content": "Label the sentiment."},

@@ -18,12 +18,12 @@ from conftest import GOLD, RULES, read_labels, rule_label
 from fake_openai import FAULT_KINDS, Faults
 from typer.testing import CliRunner
 
-import harness.pipeline
-from harness.cli import app
+import harness.run.pipeline
+from harness.cli.app import app
 from harness.config import load_experiment
-from harness.pipeline import run_experiment
-from harness.plan import make_plan
-from harness.runner import RunSettings
+from harness.run.pipeline import run_experiment
+from harness.run.plan import make_plan
+from harness.run.runner import RunSettings
 
 pytestmark = pytest.mark.http
 
@@ -164,7 +164,7 @@ def test_a_mix_of_every_fault_at_30_percent_is_counted_kind_by_kind(srv, experim
 
     srv.faults, outcomes = choose_seed(rates, item_messages(exp), texts, retries, exercised)
     # Through the CLI, with the runner's backoff shortened (Retry-After is "0" here).
-    monkeypatch.setattr(harness.pipeline, "RunSettings", functools.partial(RunSettings, **FAST))
+    monkeypatch.setattr(harness.run.pipeline, "RunSettings", functools.partial(RunSettings, **FAST))
     result = CliRunner().invoke(app, ["run", str(exp.config), "--quiet"])
     assert result.exit_code == 0, result.output
     [run_dir] = exp.run_dirs()

@@ -3,7 +3,7 @@
 `prelabel run CONFIG --resume [RUN]` finishes the same folder from the cache.
 
 The kill -9 test kills a real `python -m harness.cli run` against the fake server, as a user
-would meet it (tests/test_resume.py shows the pattern); the server holds every request after
+would meet it (tests/run/test_resume.py shows the pattern); the server holds every request after
 the first few, so the run is certainly alive when it is checked and killed.
 """
 
@@ -25,22 +25,30 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from conftest import LABELS, RULES, keyword_labeler, per_item
+from conftest import (
+    LABELS,
+    NEW,
+    RULES,
+    SCHEMA,
+    confident_labeler,
+    flat,
+    invoke,
+    keyword_labeler,
+    per_item,
+)
 from fake_openai import Reply
-from test_cli import SCHEMA, flat, invoke
-from test_label_new import NEW, confident_labeler
-from test_resume import ITEMS, cli, item_counts
-from test_task_types import write_pairwise
+from run.test_resume import ITEMS, cli, item_counts
+from tasks.test_task_types import write_pairwise
 
-from harness.cache import LabelCache
 from harness.config import load_experiment
-from harness.errors import UserError
-from harness.manifest import process_alive, process_identity
-from harness.pipeline import prepare, run_experiment
-from harness.plan import make_plan
-from harness.records import LabelRecord, RunManifest
-from harness.resume import open_resume
-from harness.runs import expected_labels, record_key
+from harness.core.errors import UserError
+from harness.core.records import LabelRecord, RunManifest
+from harness.run.cache import LabelCache
+from harness.run.manifest import process_alive, process_identity
+from harness.run.pipeline import prepare, run_experiment
+from harness.run.plan import make_plan
+from harness.run.resume import open_resume
+from harness.run.store import expected_labels, record_key
 
 pytestmark = pytest.mark.http
 

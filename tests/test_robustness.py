@@ -9,13 +9,13 @@ import pytest
 from conftest import Reply, last_user_text, read_labels, rule_label
 from typer.testing import CliRunner
 
-from harness.cli import app
+from harness.cli.app import app
 from harness.config import ModelConfig
-from harness.errors import UserError
-from harness.pipeline import run_experiment
-from harness.predictions import CodedGoldSet
+from harness.core.errors import UserError
+from harness.core.records import GoldItem, GoldSet
 from harness.providers.litellm_provider import mask_secrets
-from harness.records import GoldItem, GoldSet
+from harness.run.pipeline import run_experiment
+from harness.score.predictions import CodedGoldSet
 
 
 def run(exp):
@@ -103,7 +103,7 @@ def test_broken_run_files_are_user_errors_with_exit_2(srv, experiment):
 
 def test_long_csv_cells_load(tmp_path):
     from harness.config import CsvColumns, GoldSetConfig
-    from harness.goldset import load_gold_set
+    from harness.inputs.goldset import load_gold_set
 
     path = tmp_path / "long.csv"
     path.write_text('id,annotator,label,text\n1,a,x,"' + "w" * 300_000 + '"\n1,b,y,z\n')

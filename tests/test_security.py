@@ -7,7 +7,7 @@
   runaway nesting are refused instead of hanging or crashing.
 - A recognisable fake API key, echoed back by a careless server in every way it can, is found
   in no byte written under runs/ or the cache, nor in stdout, stderr or log records.
-- Paths: the project boundary (harness/paths.py) and its opt-ins.
+- Paths: the project boundary (harness/core/paths.py) and its opt-ins.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import yaml
 from conftest import Reply, last_user_text, per_item, read_labels, rule_label
 from typer.testing import CliRunner
 
-from harness.cli import app
-from harness.pipeline import run_experiment
+from harness.cli.app import app
+from harness.run.pipeline import run_experiment
 
 pytestmark = pytest.mark.http
 
@@ -463,7 +463,7 @@ def test_a_key_goes_to_a_custom_api_base_only_on_an_allowed_host(monkeypatch):
     """A config names both the key variable and api_base: without an allow-list in the
     environment, it could send any secret to a server of its choosing."""
     from harness.config import ModelConfig
-    from harness.errors import UserError
+    from harness.core.errors import UserError
     from harness.providers.litellm_provider import check_key_destination
 
     monkeypatch.delenv("PRELABEL_ALLOWED_API_HOSTS", raising=False)
@@ -481,8 +481,8 @@ def test_a_key_goes_to_a_custom_api_base_only_on_an_allowed_host(monkeypatch):
 
 
 def test_a_deeply_nested_replay_line_is_a_located_error(tmp_path):
-    from harness.errors import UserError
-    from harness.providers.replay import read_replay
+    from harness.core.errors import UserError
+    from harness.inputs.replay import read_replay
 
     path = tmp_path / "labels.jsonl"
     path.write_text('{"id": "a", "label": "x"}\n' + "[" * 100_000 + "\n")

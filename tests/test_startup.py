@@ -19,7 +19,7 @@ def report():
     with open(out, "w") as f:
         json.dump(sorted({m.split(".")[0] for m in sys.modules}), f)
 atexit.register(report)
-from harness.cli import main
+from harness.cli.app import main
 sys.argv[0] = "prelabel"
 main()
 """

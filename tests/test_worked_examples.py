@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.pipeline import run_experiment
+from harness.run.pipeline import run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDS = REPO.parent / "shared" / "golds"

@@ -10,9 +10,9 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from harness.baseline import load_baseline
-from harness.cli import app
+from harness.cli.app import app
 from harness.config import load_experiment
+from harness.gate.baseline import load_baseline
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github/workflows/prelabel-gate.yml"
@@ -68,8 +68,8 @@ def test_the_files_the_workflow_names_exist_and_load():
 def test_the_committed_baseline_still_compares_with_the_demo_config():
     """A stale baseline would make the workflow's gate fail as "not comparable": its prompt
     hashes, model identities and gold-set hash must match the config as it is now."""
-    from harness.baseline import model_identity
-    from harness.pipeline import prepare
+    from harness.gate.baseline import model_identity
+    from harness.run.pipeline import prepare
 
     env = workflow()["env"]
     plan = prepare(ROOT / env["CONFIG"])

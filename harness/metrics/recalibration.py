@@ -373,8 +373,7 @@ def cross_fit(
         raise ValueError(f"start must be a {method} fit, got {start.method}")
     if method != "temperature":
         probs = ref_idx = None
-    # Validated once: a fold's items are a subset of valid items.
-    c, hit, p, ref = _inputs(conf, correct, probs, ref_idx)
+    c, hit, p, ref = _inputs(conf, correct, probs, ref_idx)  # once: folds are subsets
     ids = fold_ids(c.size, folds, seed)
     # Isotonic sorts its items; sorted once here, each fold keeps its items in that order
     # (a subsequence of a sorted sequence is sorted, ties in the same order as lexsort's).

@@ -11,13 +11,15 @@ import os
 import re
 import socket
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from harness.config import ModelConfig
-from harness.errors import UserError
+from harness.core.errors import UserError
+from harness.core.records import CallSpec, ProviderReply, TokenLogprobRecord
 from harness.providers import ProviderError
-from harness.records import CallSpec, ProviderReply, TokenLogprobRecord
+
+if TYPE_CHECKING:  # a type only: providers sit below the config that describes them
+    from harness.config import ModelConfig
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch prices at import
 

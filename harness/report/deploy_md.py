@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.report.markdown_format import fmt, fmt_iv
-from harness.score_confidence import confidence_sources_md
-from harness.score_recalibration import recalibration_md
+from harness.report.markdown_format import fmt, fmt_iv, table
 
 
 def groups_setup_line(b: dict[str, Any]) -> list[str]:
@@ -95,3 +93,91 @@ def prompt_stability_md(gs: dict[str, Any]) -> list[str]:
             f"{fmt(p['flip_rate'])} of items; accuracy {accs} (spread {fmt(p['accuracy_range'])})"
         )
     return ["", "### Stability across paraphrased prompts", "", *out] if out else []
+
+
+def confidence_sources_md(block: dict[str, Any] | None) -> list[str]:
+    """The sources as a small table for report.md; nothing when the setup has no confidence."""
+    if not block or not block["sources"]:
+        return []
+    rows = [
+        [
+            r["source"] + (" (selected)" if r["source"] == block["selected"] else ""),
+            str(r["n"]),
+            fmt(r["share"], 2),
+            fmt_iv(r.get("ece")),
+            fmt(r.get("brier")),
+            fmt(r.get("auroc")),
+            fmt(r.get("aurc")),
+        ]
+        for r in block["sources"]
+    ]
+    best = block["best"]
+    out = [
+        "",
+        f"Confidence sources (requested: {block['requested']}; best calibrated by ECE among "
+        f"sources covering half the items or more: {best or 'none'}):",
+        "",
+        table(["source", "n", "share", "ECE [interval]", "Brier", "AUROC", "AURC"], rows),
+    ]
+    if block.get("note"):
+        out += ["", f"Note: {block['note']}."]
+    return out
+
+
+def _row(name: str, mm: dict[str, Any]) -> list[str]:
+    return [
+        name,
+        fmt_iv(mm["ece"]),
+        fmt(mm["ece_equal_mass"]),
+        fmt(mm["brier"]),
+        fmt(mm["log_loss"]),
+        fmt(mm["auroc"]),
+        fmt(mm["mean_confidence"]),
+    ]
+
+
+def recalibration_md(block: dict[str, Any] | None) -> list[str]:
+    """Before/after table for report.md; one line when there was nothing to fit."""
+    if not block:
+        return [
+            "- Recalibration: not fitted (fewer than 20 items with a confidence, or all "
+            "right / all wrong)"
+        ]
+    level = block["before"]["ece"]["level"]
+    sel, best = block["selected"], block["best"]
+
+    def name(method: str) -> str:
+        marks = [m for m, on in (("selected", method == sel), ("best", method == best)) if on]
+        return method + (f" ({', '.join(marks)})" if marks else "")
+
+    rows = [_row(name("none") if sel == "none" else "none", block["before"])]
+    for e in block["methods"]:
+        label = name(e["method"])
+        if e["method"] == "temperature":
+            label += f", T={fmt(e['params']['temperature'], 2)}"
+        rows.append(_row(label, e["after"]))
+    out = [
+        "",
+        f'Recalibration (n={block["n"]}): "none" is the raw confidence; each method\'s '
+        f"row is out-of-fold ({block['folds']}-fold cross-fit), its deployed map is fitted "
+        f"on all items. Best = lowest out-of-fold log loss.",
+        "",
+        table(
+            [
+                "method",
+                f"ECE [{level:.0%} CI]",
+                "equal-mass ECE",
+                "Brier",
+                "log loss",
+                "AUROC",
+                "mean conf.",
+            ],
+            rows,
+        ),
+    ]
+    if block.get("warning"):
+        out += ["", f"Warning: {block['warning']} (n={block['n']})."]
+    notes = [f"{e['method']}: {e['note']}" for e in block["methods"] if e["note"]]
+    if notes:
+        out += ["", "Notes: " + "; ".join(notes) + "."]
+    return out

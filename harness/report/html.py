@@ -25,8 +25,8 @@ from typing import Any
 from jinja2 import ChainableUndefined, Environment, PackageLoader
 from markupsafe import Markup, escape
 
-from harness.money import usd
-from harness.records import RunManifest
+from harness.core.money import usd
+from harness.core.records import RunManifest
 from harness.report import leaderboard_notes, svg
 from harness.report.markdown_format import alpha_band, kappa_band
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.money import usd
-from harness.records import RunManifest
+from harness.core.money import usd
+from harness.core.records import RunManifest
 from harness.report import leaderboard_notes as notes
 from harness.report.decision_md import decision_section
 from harness.report.deploy_md import deploy_md, groups_humans_lines, prompt_stability_md
@@ -20,6 +20,7 @@ from harness.report.task_sections import (
     setup_section,
     structured_section,
 )
+from harness.tasks.ranking import Ranking
 
 
 def render_markdown(manifest: RunManifest, metrics: dict[str, Any]) -> str:
@@ -40,7 +41,7 @@ def render_markdown(manifest: RunManifest, metrics: dict[str, Any]) -> str:
     for gs in metrics["gold_sets"]:
         if "parts" in gs:
             out += structured_section(gs, level, _gold_set) + decision_section(gs)
-        elif gs.get("ranking"):
+        elif gs.get(Ranking.name):
             out += ranking_section(gs, level) + decision_section(gs)
         else:
             out += _gold_set(gs, level)

@@ -2,19 +2,45 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
 
 
 def fmt(x: float | None, digits: int = 3) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
 
 
-def fmt_iv(iv: dict[str, Any] | None, digits: int = 3) -> str:
-    if not iv or iv.get("estimate") is None:
+def fmt_iv(
+    iv: Mapping[str, Any] | None,
+    digits: int = 3,
+    *,
+    bracket: Literal["known", "scored", "always"] = "known",
+    signed: bool = False,
+) -> str:
+    """An estimate with its interval, `0.294 [0.182, 0.409]`; "–" for a missing number.
+
+    The one interval formatter of report.md, report.html's charts and the commands' output.
+    Where numbers are missing, `bracket` says how much is shown:
+    - "known" (report.md, the charts, the canary, the audit): the bracket only when the low
+      end is known; a missing estimate (or no interval at all) is a bare "–";
+    - "scored" (the leaderboard): the bracket whenever the estimate is known, `0.500 [–, –]`;
+    - "always" (the pool's label shares, the gate's change): the bracket even without an
+      estimate, `– [–, –]`.
+    `signed` shows a change, `+0.012 [-0.030, +0.051]`."""
+    iv = iv or {}
+    estimate, low, high = iv.get("estimate"), iv.get("low"), iv.get("high")
+    if estimate is None and bracket != "always":
         return "–"
-    low, high = iv.get("low"), iv.get("high")
-    span = f" [{fmt(low, digits)}, {fmt(high, digits)}]" if low is not None else ""
-    return f"{fmt(iv['estimate'], digits)}{span}"
+    if low is None and bracket == "known":
+        return _num(estimate, digits, signed)
+    return (
+        f"{_num(estimate, digits, signed)} "
+        f"[{_num(low, digits, signed)}, {_num(high, digits, signed)}]"
+    )
+
+
+def _num(x: float | None, digits: int, signed: bool) -> str:
+    return "–" if x is None else f"{x:{'+' if signed else ''}.{digits}f}"
 
 
 def kappa_band(k: float | None) -> str:

@@ -15,7 +15,8 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from harness.money import usd
+from harness.core.money import usd
+from harness.report.markdown_format import fmt_iv
 
 INK, MUTED, GRID = "#1f2937", "#6b7280", "#e5e7eb"
 BLUE, ORANGE, GREEN, GREY = "#2563eb", "#c2410c", "#15803d", "#9ca3af"
@@ -259,8 +260,7 @@ def interval_chart(
         out.append(_line(sx(low), y, sx(high), y, BLUE, stroke_width="2"))
         out += [_line(sx(v), y - 5, sx(v), y + 5, BLUE, stroke_width="2") for v in (low, high)]
         out.append(f'<circle cx="{_f(sx(est))}" cy="{_f(y)}" r="4" fill="{BLUE}"/>')
-        span = f" [{_num(r.get('low'))}, {_num(r.get('high'))}]" if r.get("low") is not None else ""
-        out.append(_text(w - 144, y + 4, f"{est:.3f}{span}", "value"))
+        out.append(_text(w - 144, y + 4, fmt_iv(r), "value"))
     return _svg(w, h, f"{x_label} with intervals", out)
 
 

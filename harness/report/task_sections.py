@@ -5,39 +5,46 @@ from __future__ import annotations
 from typing import Any
 
 from harness.report.markdown_format import by_kappa, fmt, fmt_iv, table
+from harness.tasks import TASKS
+from harness.tasks.ranking import Ranking
 
 
 def _rate(r: dict[str, Any] | None, digits: int = 3) -> str:
     return "–" if not r or r["value"] is None else f"{fmt(r['value'], digits)} (n={r['n']})"
 
 
+def _levels_humans(o: dict[str, Any]) -> list[str]:
+    return [
+        f"- Ordinal scale (low to high): {', '.join(o['scale'])}",
+        f"- Krippendorff's alpha, ordinal: {fmt(o['krippendorff_alpha_ordinal'])}, interval: "
+        f"{fmt(o['krippendorff_alpha_interval'])} (n={o['n_items']} items with >= 2 ratings)",
+    ]
+
+
+def _pairs_humans(p: dict[str, Any]) -> list[str]:
+    return [
+        f"- Tie rate of the human ratings: {_rate(p['tie_rate_ratings'])}; of the reference "
+        f"verdicts: {_rate(p['tie_rate_reference'])}",
+        "- Length bias of the human reference (pairs whose lengths differ by > 30 "
+        f"characters, non-tie): the longer response preferred in "
+        f"{_rate(p['length_bias_reference'])}",
+    ]
+
+
+def _sections(block: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(section, its metrics) of the task types whose section (harness/tasks) is in a block:
+    score/ writes a task type's section under the type's name."""
+    return [(t.section, block[t.name]) for t in TASKS.values() if t.section and t.name in block]
+
+
 def humans_section(h: dict[str, Any]) -> list[str]:
-    out: list[str] = []
-    if "ordinal" in h:
-        o = h["ordinal"]
-        out += [
-            f"- Ordinal scale (low to high): {', '.join(o['scale'])}",
-            f"- Krippendorff's alpha, ordinal: {fmt(o['krippendorff_alpha_ordinal'])}, interval: "
-            f"{fmt(o['krippendorff_alpha_interval'])} (n={o['n_items']} items with >= 2 ratings)",
-        ]
-    if "pairwise" in h:
-        p = h["pairwise"]
-        out += [
-            f"- Tie rate of the human ratings: {_rate(p['tie_rate_ratings'])}; of the reference "
-            f"verdicts: {_rate(p['tie_rate_reference'])}",
-            "- Length bias of the human reference (pairs whose lengths differ by > 30 "
-            f"characters, non-tie): the longer response preferred in "
-            f"{_rate(p['length_bias_reference'])}",
-        ]
-    return out
+    renderers = {"levels": _levels_humans, "pairs": _pairs_humans}
+    return [line for section, data in _sections(h) for line in renderers[section](data)]
 
 
 def setup_section(b: dict[str, Any]) -> list[str]:
-    if "ordinal" in b:
-        return _ordinal(b["ordinal"])
-    if "pairwise" in b:
-        return _pairwise(b["pairwise"])
-    return []
+    renderers = {"levels": _ordinal, "pairs": _pairwise}
+    return [line for section, data in _sections(b) for line in renderers[section](data)]
 
 
 def _ordinal(o: dict[str, Any]) -> list[str]:
@@ -184,7 +191,7 @@ def ranking_section(gs: dict[str, Any], level: int) -> list[str]:
     ]
     rows = []
     for b in by_kappa(gs["setups"]):
-        r, c = b["ranking"], b["human_ceiling"]
+        r, c = b[Ranking.name], b["human_ceiling"]
         rows.append(
             [
                 f"`{b['setup']}`",

@@ -1,0 +1,5 @@
+"""`python -m harness.cli`: the `prelabel` command."""
+
+from harness.cli.app import main
+
+main()

@@ -1,0 +1,43 @@
+"""What every command module shares: the consoles, the config argument, the exit-2 path."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from harness.core.errors import UserError
+from harness.core.paths import no_boundary_warning
+
+# soft_wrap: never break a message inside a path (`file:line` must stay greppable in CI logs).
+# Without a terminal (CI logs, pipes) rich assumes 80 columns and squeezes the leaderboard;
+# a log has no width limit, so give tables room there.
+_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
+err = Console(stderr=True, soft_wrap=True, width=_WIDTH)
+out = Console(soft_wrap=True, width=_WIDTH)
+
+ConfigArg = Annotated[Path, typer.Argument(help="experiment YAML, e.g. configs/demo.yaml")]
+
+
+def warn(message: str) -> None:
+    """On stderr, like an error, but the command goes on (e.g. a run that did not finish)."""
+    err.print("[bold yellow]warning[/]", end=": ")
+    err.print(message, markup=False, highlight=False)
+
+
+def warn_if_no_boundary(config: Path) -> None:
+    """Once per command that reads a config's files (run, validate, plan, gate, label): a
+    config outside any git work tree may read any file, which its owner should know."""
+    message = no_boundary_warning(config) if config.is_file() else None
+    if message:
+        warn(message)
+
+
+def fail(exc: UserError) -> None:
+    err.print("[bold red]error[/]", end=": ")
+    err.print(str(exc), markup=False, highlight=False)
+    raise typer.Exit(2)

@@ -1,0 +1,3 @@
+"""Deploy: the chosen pre-labeler at work: labelling new items, routing them to review, auditing
+the reviews, pool estimates, and Label Studio.
+"""

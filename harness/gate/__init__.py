@@ -1,0 +1,3 @@
+"""Gate: later runs against a baseline: baselines, paired regressions, the CI gate, and the drift
+canary.
+"""
