@@ -18,6 +18,9 @@ class AltTestConfig(Strict):
     epsilon: float | None = Field(default=None, gt=0, lt=1)  # overrides the default
     q: float = Field(default=0.05, gt=0, lt=1)  # Benjamini-Yekutieli FDR level
     min_items: int = Field(default=30, ge=5)  # per annotator
+    # A failed LLM answer: the worst score for that item (`worst`, prelabel's default), or
+    # the item left out of the test (`drop`, as the authors' code does).
+    failures: Literal["worst", "drop"] = "worst"
 
 
 class Constraints(Strict):
@@ -43,6 +46,9 @@ class ReportConfig(Strict):
     recalibration: Literal["none", "temperature", "platt", "isotonic"] = "none"
     constraints: Constraints = Constraints()
     alt_test: AltTestConfig = AltTestConfig()
+    # The reference label of an item: the annotators' majority, or the Dawid-Skene posterior
+    # mode (annotators weighted by their estimated confusion matrices). Both are reported.
+    reference: Literal["majority", "dawid_skene"] = "majority"
 
 
 class GateMetric(Strict):

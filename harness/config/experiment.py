@@ -90,6 +90,10 @@ class GoldSetConfig(Strict):
     # An item whose input fields exceed this (UTF-8 bytes) is refused with its line: 1 MB is
     # ~250k tokens, beyond most context windows; bigger is usually a pasted log or file.
     max_item_bytes: int = Field(default=1_000_000, ge=1, le=50_000_000)
+    # Items that come in groups (turns of one conversation, answers to one source) are not
+    # independent: every interval, comparison and the gate then resample whole groups. An
+    # input field name or `meta.<field>`.
+    cluster_by: str | None = Field(default=None, min_length=1)
 
     @property
     def resolved_format(self) -> str:
@@ -207,6 +211,16 @@ class RunConfig(Strict):
     max_calls: int | None = Field(default=None, ge=0)
 
 
+class JuryConfig(Strict):
+    """A panel of setups whose cached labels are combined into one more setup, with no
+    extra call: `majority` (one vote each) or `weighted` (by each member's reliability,
+    estimated out-of-fold on the gold set)."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    setups: list[str] = Field(min_length=2)
+    rule: Literal["majority", "weighted"] = "majority"
+
+
 class Experiment(Strict):
     name: str = Field(pattern=ID_PATTERN)
     description: str | None = None
@@ -219,6 +233,7 @@ class Experiment(Strict):
     report: ReportConfig = ReportConfig()
     costs: CostConfig = CostConfig()
     gate: GateConfig = GateConfig()
+    juries: list[JuryConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _cross_references(self) -> Experiment:
