@@ -17,6 +17,7 @@ from harness.cli import cache as cli_cache
 from harness.cli import deploy as cli_deploy
 from harness.cli import gate as cli_gate
 from harness.cli import labelstudio as cli_labelstudio
+from harness.cli import power as cli_power
 from harness.cli import progress as cli_progress
 from harness.cli.common import ConfigArg, err, fail, out, warn, warn_if_no_boundary
 from harness.cli.leaderboard import print_leaderboard
@@ -37,6 +38,13 @@ app.add_typer(cache_app, name="cache")
 CACHE_HELP = "cache folder [$PRELABEL_CACHE_DIR, else .prelabel-cache]"
 
 
+def warn_grouped(gold_sets: list) -> None:
+    """Gold sets whose items look grouped while no cluster_by is set (statistics.md 3)."""
+    for gold in gold_sets:
+        if gold.grouping_warning:
+            warn(gold.grouping_warning)
+
+
 def default_cache_dir() -> Path:
     """The cache `run` uses without --cache-dir or run.cache_dir."""
     return Path(os.environ.get("PRELABEL_CACHE_DIR") or ".prelabel-cache")
@@ -53,6 +61,7 @@ def validate(config: ConfigArg) -> None:
     except UserError as exc:
         fail(exc)
     warn_if_no_boundary(config)
+    warn_grouped(plan.gold_sets)
     exp = plan.resolved.experiment
     cache_dir = Path(os.environ.get("PRELABEL_CACHE_DIR") or exp.run.cache_dir)
     uncached = plan.specs
@@ -89,9 +98,29 @@ def plan_command(
     config: ConfigArg,
     cache_dir: Annotated[Path | None, typer.Option(help="label cache [.prelabel-cache]")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead")] = False,
+    power: cli_power.PowerFlag = False,
+    discordance: cli_power.Discordance = None,
+    pilot_items: cli_power.PilotItems = None,
+    difference: cli_power.Differences = None,
+    kappa_difference: cli_power.KappaDifferences = None,
+    runs_dir: cli_power.RunsDir = None,
+    run_dir: cli_power.RunDir = None,
 ) -> None:
-    """Before anything is spent: calls, cached share, tokens and estimated cost per setup."""
+    """Before anything is spent: calls, cached share, tokens and estimated cost per setup;
+    with --power, how many gold items are needed (statistics.md section 8)."""
     import json
+
+    if power:
+        return cli_power.plan_power(
+            config,
+            runs_dir=runs_dir,
+            run_dir=run_dir,
+            discordance=discordance,
+            pilot_items=pilot_items,
+            differences=difference,
+            kappa_differences=kappa_difference,
+            as_json=as_json,
+        )
 
     from harness.run.cache import LabelCache
     from harness.run.estimate import estimate_plan
@@ -198,6 +227,7 @@ def run(
     except UserError as exc:
         fail(exc)
     warn_if_no_boundary(config)
+    warn_grouped(plan.gold_sets)
     total = len(plan.specs) + sum(len(g.items) for g in plan.gold_sets) * len(plan.replay_files)
     total -= len(resumed.records) if resumed else 0  # already in the folder
     start = time.perf_counter()

@@ -84,6 +84,8 @@ def label(
             f"LLM alone says {fmt_iv(naive, bracket='always')}",
             highlight=False,
         )
+    if est.get("small_n"):
+        out.print(f"  note: {est['small_n']['message']}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from harness.config.task import Strict
 
@@ -21,6 +21,26 @@ class AltTestConfig(Strict):
     # A failed LLM answer: the worst score for that item (`worst`, prelabel's default), or
     # the item left out of the test (`drop`, as the authors' code does).
     failures: Literal["worst", "drop"] = "worst"
+
+
+class PowerConfig(Strict):
+    """How many gold items: the differences worth telling apart, at what level and power
+    (`prelabel plan --power` and the report's power section; statistics.md section 8)."""
+
+    power: float = Field(default=0.8, gt=0, lt=1)
+    alpha: float = Field(default=0.05, gt=0, lt=1)  # two-sided, as the comparisons use
+    # Plan at alpha / k over the k pairs of setups compared, as Holm's first step does.
+    holm: bool = True
+    accuracy_differences: list[float] = Field(default=[0.02, 0.05, 0.1], max_length=20)
+    kappa_differences: list[float] = Field(default=[0.05, 0.1], max_length=20)
+
+    @field_validator("accuracy_differences", "kappa_differences")
+    @classmethod
+    def _positive(cls, v: list[float]) -> list[float]:
+        bad = [x for x in v if not 0 < x < 1]
+        if bad:
+            raise ValueError(f"differences must be between 0 and 1 (exclusive), got {bad}")
+        return v
 
 
 class Constraints(Strict):
@@ -46,6 +66,7 @@ class ReportConfig(Strict):
     recalibration: Literal["none", "temperature", "platt", "isotonic"] = "none"
     constraints: Constraints = Constraints()
     alt_test: AltTestConfig = AltTestConfig()
+    power: PowerConfig = PowerConfig()
     # The reference label of an item: the annotators' majority, or the Dawid-Skene posterior
     # mode (annotators weighted by their estimated confusion matrices). Both are reported.
     reference: Literal["majority", "dawid_skene"] = "majority"

@@ -217,8 +217,18 @@ class JuryConfig(Strict):
     estimated out-of-fold on the gold set)."""
 
     id: str = Field(pattern=ID_PATTERN)
-    setups: list[str] = Field(min_length=2)
+    setups: list[str]
     rule: Literal["majority", "weighted"] = "majority"
+
+    @field_validator("setups")
+    @classmethod
+    def _a_panel(cls, value: list[str]) -> list[str]:
+        if len(value) < 2:
+            raise ValueError(
+                f"a jury needs at least 2 member setups, this one has {len(value)}: name "
+                "two or more setup ids, or compare the setup on its own"
+            )
+        return value
 
 
 class Experiment(Strict):
@@ -287,4 +297,72 @@ class Experiment(Strict):
                     "models that are called need at least one entry under 'prompts'",
                     ("models", i, "model"),
                 )
+        self._check_juries()
+        if self.report.reference == "dawid_skene" and self.task.ranking is not None:
+            # A ranking has no class an annotator is right or wrong about: no confusion
+            # matrix to estimate. Refused rather than silently scored against the rule.
+            raise LocatedValueError(
+                "report.reference: dawid_skene needs labels from a fixed set; a ranking task "
+                "has none (its reference is the Borda count): use majority",
+                ("report", "reference"),
+            )
         return self
+
+    def setup_ids(self) -> list[str]:
+        """The setups' ids as `harness/run/plan.py:build_setups` names them: `prompt@model`,
+        or the model's id for replayed labels (which had no prompt of ours)."""
+        models = {m.id: m for m in self.models}
+        if self.setups:
+            pairs = [(s.prompt, s.model) for s in self.setups]
+        else:
+            pairs = [
+                (p.id, m.id) if m.kind.called else (None, m.id)
+                for m in self.models
+                for p in (self.prompts if m.kind.called else [None])
+            ]
+        return [
+            f"{prompt}@{model}" if models[model].kind.called else model for prompt, model in pairs
+        ]
+
+    def _check_juries(self) -> None:
+        if not self.juries:
+            return
+        if self.task.type in STRUCTURED_TYPES:
+            raise LocatedValueError(
+                f"juries combine one label per item; a {self.task.type} task has several: "
+                "remove 'juries'",
+                ("juries",),
+            )
+        setup_ids = self.setup_ids()
+        jury_ids: list[str] = []
+        for i, jury in enumerate(self.juries):
+            if jury.id in setup_ids:
+                raise LocatedValueError(
+                    f"jury id {jury.id!r} is also a setup's id: the jury is scored as a setup "
+                    "of its own, so rename the jury",
+                    ("juries", i, "id"),
+                )
+            if jury.id in jury_ids:
+                raise LocatedValueError(
+                    f"duplicate juries id {jury.id!r}: ids must be unique, rename one",
+                    ("juries", i, "id"),
+                )
+            jury_ids.append(jury.id)
+            for j, member in enumerate(jury.setups):
+                if member in jury.setups[:j]:
+                    raise LocatedValueError(
+                        f"jury {jury.id!r} names setup {member!r} twice: a member votes "
+                        "once; remove the repeat",
+                        ("juries", i, "setups", j),
+                    )
+                if member not in setup_ids:
+                    hint = (
+                        "a jury's members are setups, not other juries"
+                        if member in jury_ids or member in {x.id for x in self.juries}
+                        else f"one of {setup_ids}"
+                    )
+                    raise LocatedValueError(
+                        f"jury {jury.id!r} names setup {member!r}, which this experiment "
+                        f"does not have: name a setup id ({hint})",
+                        ("juries", i, "setups", j),
+                    )

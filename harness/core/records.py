@@ -34,6 +34,12 @@ class GoldSet:
     annotators: tuple[str, ...]
     content_hash: str  # sha256 of the file's bytes
     annotator_groups: dict[str, tuple[str, ...]] | None = None  # group -> its annotators
+    # `cluster_by` of the config and each item's cluster id (aligned with `items`): items of
+    # one cluster are resampled together by every interval, comparison and the gate.
+    cluster_by: str | None = None
+    clusters: tuple[str, ...] | None = None
+    # Set when no cluster_by is given but the ids or a meta field look grouped.
+    grouping_warning: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,12 +21,19 @@ import numpy as np
 from harness.core.errors import UserError
 from harness.core.files import write_json, write_text
 from harness.core.records import GoldSet
+from harness.deploy.jury_label import (
+    deployed_jury,
+    jury_of,
+    jury_predictions,
+    member_evaluations,
+)
 from harness.deploy.pool_estimates import pool_prevalence
 from harness.deploy.routing import Evaluation, choose, latest_evaluation, review_queue, route
 from harness.gate.baseline import model_identity
 from harness.inputs.unlabeled import load_unlabeled
 from harness.run.cache import LabelCache
 from harness.run.calls import Calls, cache_folder, run_settings
+from harness.run.juries import with_jury_records
 from harness.run.manifest import new_run_id, now_iso
 from harness.run.pipeline import prepare
 from harness.run.runner import RunSettings
@@ -132,8 +139,15 @@ def run_label(
     evaluation = load_run_context(evaluation_dir or latest_evaluation(runs, exp.name))
     _check_finished(evaluation, on_warning)
     ev = choose(evaluation.run_dir, setup)
-    _check_unchanged(plan, ev)
-    the_setup = next(s for s in plan.setups if s.id == ev.setup)
+    jury = jury_of(plan, ev.setup)
+    if jury is not None:  # its members label the items; their votes are combined
+        members, weights = deployed_jury(plan, ev, jury)
+        for member_ev in member_evaluations(ev, members):
+            _check_unchanged(plan, member_ev)
+    else:
+        _check_unchanged(plan, ev)
+        members = [next(s for s in plan.setups if s.id == ev.setup)]
+    the_setup = members[0]
     if plan.builder is None or not plan.models[the_setup.model_id].kind.called:
         raise UserError.at(
             f"setup '{ev.setup}' replays stored labels: it cannot label new items",
@@ -141,7 +155,7 @@ def run_label(
             hint="deploy a setup with a model that is called",
         )
     items = load_unlabeled(input_path)
-    specs = plan.builder.specs(the_setup, items)
+    specs = [spec for s in members for spec in plan.builder.specs(s, items)]
     run_id = new_run_id(f"{exp.name}-label")
     run_dir = runs / run_id
     run_dir.mkdir(parents=True)
@@ -164,6 +178,12 @@ def run_label(
         "delta": ev.delta,
         "started_at": now_iso(),
     }
+    if jury is not None:  # what the labels are made of, and the weights they were combined by
+        manifest["jury"] = {
+            "members": list(jury.setups),
+            "rule": jury.rule,
+            "weights": dict(zip(jury.setups, weights.tolist(), strict=True)),
+        }
     write_json(run_dir / "manifest.json", manifest)
     cache = LabelCache(cache_folder(cache_dir, exp.run))
     calls = Calls(
@@ -185,32 +205,42 @@ def run_label(
         cache.close()
     records = calls.records
     labels = list(exp.task.label_names)
-    preds = ItemPredictions(NewItems.of(items, labels), records, source=the_setup.confidence)
-    conf, routes = route(preds.confidence, preds.pred >= 0, ev)
-    prompt_hash = json.loads((ev.run_dir / "manifest.json").read_text())["prompt_hashes"].get(
-        the_setup.prompt_id
+    if jury is None:
+        preds = ItemPredictions(NewItems.of(items, labels), records, source=the_setup.confidence)
+        pred, raw = preds.pred, preds.confidence
+    else:
+        pred, raw = jury_predictions(plan, jury, weights, NewItems.of(items, labels), records)
+    conf, routes = route(raw, pred >= 0, ev)
+    hashes = json.loads((ev.run_dir / "manifest.json").read_text())["prompt_hashes"]
+    prompt_hash = (
+        hashes.get(the_setup.prompt_id)
+        if jury is None
+        else {s.id: hashes.get(s.prompt_id) for s in members}
     )
     rows = []
     for k, item in enumerate(items.items):
         rows.append(
             {
                 "item": item.id,
-                "label": labels[preds.pred[k]] if preds.pred[k] >= 0 else None,
+                "label": labels[pred[k]] if pred[k] >= 0 else None,
                 "confidence": None if np.isnan(conf[k]) else float(conf[k]),
-                "raw_confidence": None
-                if np.isnan(preds.confidence[k])
-                else float(preds.confidence[k]),
+                "raw_confidence": None if np.isnan(raw[k]) else float(raw[k]),
                 "route": routes[k],
                 "setup": ev.setup,
                 "prompt_hash": prompt_hash,
-                "model": plan.models[the_setup.model_id].model,
+                "model": plan.models[the_setup.model_id].model
+                if jury is None
+                else [plan.models[s.model_id].model for s in members],
                 "threshold": ev.threshold,
                 "evaluation_run": ev.run_id,
             }
         )
     queue = review_queue([dict(r) for r in rows], budget, blind_share, audit_share, seed)
     fields = {it.id: dict(it.fields) for it in items.items}
-    estimates = pool_prevalence(evaluation, ev.setup, the_setup.confidence, preds.pred)
+    if jury is None:
+        estimates = pool_prevalence(evaluation, ev.setup, the_setup.confidence, pred)
+    else:
+        estimates = pool_prevalence(with_jury_records(evaluation), ev.setup, "auto", pred)
     write_json(run_dir / "estimates.json", estimates)
     _write_jsonl(run_dir / "prelabels.jsonl", rows)
     _write_jsonl(

@@ -12,6 +12,7 @@ from harness.metrics.ppi import Estimate, prevalence
 from harness.run.store import RunContext
 from harness.score.json_numbers import num
 from harness.score.predictions import CodedGoldSet, ItemPredictions
+from harness.score.small_n import ppi_note
 
 
 def _est(e: Estimate) -> dict[str, Any]:
@@ -34,7 +35,7 @@ def pool_prevalence(
     exp = ctx.experiment
     labels = list(exp.task.label_names)
     gold = ctx.gold_sets[0]
-    coded = CodedGoldSet(gold, labels, exp.task.type)
+    coded = CodedGoldSet(gold, labels, exp.task.type, reference=exp.report.reference)
     records = [r for r in ctx.records if r.setup == setup_id and r.gold_set == gold.id]
     gold_pred = ItemPredictions(coded, records, source=source).pred
     rows = prevalence(coded.reference, gold_pred, pool_pred, len(labels))
@@ -44,6 +45,9 @@ def pool_prevalence(
         "method": "PPI (Angelopoulos et al. 2023) and PPI++ (power-tuned lambda); normal "
         "intervals; a failed label counts as no class on both sides, so the failure rates "
         "of gold and pool must be alike",
+        # Below PPI_BELOW gold items the normal interval covers less than it says
+        # (statistics.md 4): the note travels with the figures in estimates.json.
+        "small_n": ppi_note(int((coded.reference >= 0).sum())),
         "labels": [
             {
                 "label": labels[r.label],

@@ -20,6 +20,7 @@ from typing import Any
 from harness.core.errors import UserError
 from harness.core.files import write_text
 from harness.core.records import LabelRecord
+from harness.run.juries import with_jury_records
 from harness.run.store import RunContext
 from harness.score.predictions import CodedGoldSet, ItemPredictions
 from harness.tasks import task_type
@@ -62,6 +63,7 @@ def snapshot(ctx: RunContext) -> dict[str, Any]:
             hint="compare structured runs with their metrics.json for now",
         )
     labels = exp.task.label_names
+    ctx = with_jury_records(ctx)  # a jury is gated like any setup, from its members' labels
     models = {m["id"]: m for m in ctx.manifest.config.get("models", [])}
     prompts = {p["id"]: p for p in ctx.manifest.config.get("prompts", [])}
     by_key: dict[tuple[str, str], list[LabelRecord]] = defaultdict(list)
@@ -70,12 +72,14 @@ def snapshot(ctx: RunContext) -> dict[str, Any]:
     gold_out: dict[str, Any] = {}
     setups_out: dict[str, Any] = {s.id: {"gold_sets": {}} for s in ctx.setups}
     for gold in ctx.gold_sets:
-        coded = CodedGoldSet(gold, labels, exp.task.type)
+        coded = CodedGoldSet(gold, labels, exp.task.type, reference=exp.report.reference)
         gold_out[gold.id] = {
             "content_hash": gold.content_hash,
             "items": coded.item_ids,
             "reference": [labels[c] if c >= 0 else None for c in coded.reference],
         }
+        if gold.clusters is not None:  # the gate resamples whole clusters (statistics.md 3)
+            gold_out[gold.id].update(cluster_by=gold.cluster_by, clusters=list(gold.clusters))
         for setup in ctx.setups:
             recs = by_key.get((gold.id, setup.id), [])
             preds = ItemPredictions(coded, recs, source=setup.confidence)

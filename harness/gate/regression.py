@@ -18,6 +18,7 @@ import numpy as np
 from harness.config import GateConfig
 from harness.core.money import usd
 from harness.metrics.gate import MetricGate, gate_metric, gate_rate, kappa_metric
+from harness.score.clusters import cluster_codes
 from harness.score.json_numbers import interval, num
 
 # Worst last. A setup missing from the run fails: renaming a setup must not turn its
@@ -147,7 +148,10 @@ def _compare_gold(
         }
     ref = _codes(cgold["reference"], labels)
     pred_b, pred_c = _codes(bg["predictions"], labels), _codes(cg["predictions"], labels)
-    kw = {"reference": ref, **boot}
+    # The candidate's clustering (this config's cluster_by) applies to both runs: the items
+    # are the same, so the baseline's labels are resampled with the same clusters.
+    clusters = cluster_codes(cgold.get("clusters"))
+    kw = {"reference": ref, **boot, "clusters": clusters}
     metrics = [
         gate_metric(
             "kappa",
@@ -209,6 +213,10 @@ def _compare_gold(
         **head,
         "verdict": worst([g.verdict for g in metrics] + [r.verdict for r in rates]),
         "n": len(ids),
+        "clustering": {
+            "by": cgold.get("cluster_by") if clusters is not None else None,
+            "n_clusters": len(set(cgold["clusters"])) if clusters is not None else len(ids),
+        },
         "metrics": [_metric_row(g) for g in metrics],
         "rates": rate_rows,
         "flips": {

@@ -25,6 +25,14 @@ from harness.core.errors import Problem, UserError
 from harness.core.jsonl import read_jsonl
 from harness.core.paths import read_text_file
 from harness.core.records import GoldItem, GoldSet
+from harness.inputs.clusters import (
+    check_cluster_column,
+    cluster_hint,
+    cluster_key,
+    csv_cluster,
+    grouping_warning,
+    resolve_clusters,
+)
 
 if TYPE_CHECKING:
     from harness.tasks.labelspace import LabelSpace
@@ -46,25 +54,37 @@ def load_gold_set(
                 file=path,
                 hint="convert it to JSONL",
             )
-        items, problems = _parse_csv_long(text, path, cfg.columns or CsvColumns(), labels)
+        cluster_column = cluster_key(cfg.cluster_by)[1] if cfg.cluster_by else None
+        items, problems, csv_clusters = _parse_csv_long(
+            text, path, cfg.columns or CsvColumns(), labels, cluster_column
+        )
     else:
         items, problems = _parse_jsonl(text, path)
+        csv_clusters = None
     if structured:
         items, more = _check_structured(items, path, space)
         problems += more
     else:
         problems += _check_items(items, path, labels)
     big = oversized(items, path, cfg.max_item_bytes)
-    if problems or big:
-        hint = f"fix these rows of {path.name}; allowed labels: {list(labels)}"
+    clusters, unclustered = None, []
+    if cfg.cluster_by:
+        clusters, unclustered = resolve_clusters(items, cfg.cluster_by, path, cfg.id, csv_clusters)
+    if problems or big or unclustered:
+        hints = []
+        if problems or big:
+            hints.append(f"fix these rows of {path.name}; allowed labels: {list(labels)}")
         if big:
-            hint += (
-                "; shorten or drop the items over the size limit, or raise max_item_bytes of "
+            hints.append(
+                "shorten or drop the items over the size limit, or raise max_item_bytes of "
                 f"gold set '{cfg.id}' in the config if your models' context windows take them"
             )
-        raise UserError(problems + big, hint=hint)
+        if unclustered:
+            hints.append(cluster_hint(path, cfg.cluster_by or "", cfg.id))
+        raise UserError(problems + big + unclustered, hint="; ".join(hints))
     if cfg.limit is not None:
         items = items[: cfg.limit]
+        clusters = None if clusters is None else clusters[: cfg.limit]
     annotators = sorted({a for item in items for a in item.annotations})
     return GoldSet(
         id=cfg.id,
@@ -73,6 +93,9 @@ def load_gold_set(
         annotators=tuple(annotators),
         content_hash=hashlib.sha256(raw).hexdigest(),
         annotator_groups=_groups(cfg, path, annotators),
+        cluster_by=cfg.cluster_by,
+        clusters=clusters,
+        grouping_warning=None if cfg.cluster_by else grouping_warning(items, cfg.id),
     )
 
 
@@ -175,8 +198,9 @@ def _as_value(value: Any) -> Any:
 
 
 def _parse_csv_long(
-    text: str, path: Path, cols: CsvColumns, labels: Sequence[str]
-) -> tuple[list[GoldItem], list[Problem]]:
+    text: str, path: Path, cols: CsvColumns, labels: Sequence[str], cluster: str | None = None
+) -> tuple[list[GoldItem], list[Problem], dict[str, str | None] | None]:
+    """Items, problems, and (with ``cluster``, the cluster_by column) each item's cluster."""
     # Labels are checked here, row by row, so each problem names the row at fault rather
     # than the item's first row (which is all `_check_items` knows).
     allowed = set(labels)
@@ -195,7 +219,9 @@ def _parse_csv_long(
             line=1,
             hint="set gold_sets[].columns in the config to match the file",
         )
+    check_cluster_column(header, cluster, path)
     problems: list[Problem] = []
+    clusters: dict[str, str | None] | None = None if cluster is None else {}
     by_id: dict[str, dict[str, Any]] = {}
     for row in reader:
         lineno = reader.line_num
@@ -239,6 +265,8 @@ def _parse_csv_long(
                 )
             )
         entry["annotations"][annotator] = label
+        if clusters is not None:
+            problems += csv_cluster(clusters, item_id, row.get(cluster or ""), path, lineno)
         for c in cols.fields:
             entry["fields"].setdefault(c, row.get(c))
         for c in cols.meta:
@@ -258,7 +286,7 @@ def _parse_csv_long(
     ]
     if not items and not problems:
         problems.append(Problem("no rows after the header", path))
-    return items, problems
+    return items, problems, clusters
 
 
 def _check_structured(

@@ -23,9 +23,13 @@ Scoring S: "nominal" = share of R equal to the label (accuracy against each of R
 
 Conventions of this implementation (the paper leaves them open):
 
-* A failed LLM output (-1) gets the worst possible score, 0 (nominal) or -(K-1)
-  (ordinal), and stays in the test: dropping failures would flatter the LLM. A human
-  label that is itself as far as possible from R ties with it (the paper's tie rule).
+* ``failures="worst"`` (default): a failed LLM output (-1) gets the worst possible
+  score, 0 (nominal) or -(K-1) (ordinal), and stays in the test: dropping failures
+  would flatter the LLM. A human label that is itself as far as possible from R ties
+  with it (the paper's tie rule). ``failures="drop"``: an item the LLM failed on is left
+  out for every annotator, as the authors' code does (it keeps only instances present
+  in ``llm_annotations``), so the result equals theirs on the answered items; an
+  annotator can then fall under ``min_items`` and be skipped.
 * Zero variance of d (all d_i equal): the t statistic's limit is used, so the outcome
   is decided by the observed mean alone: mean(d) < epsilon gives t = -inf, p = 0;
   mean(d) > epsilon gives t = +inf, p = 1; mean(d) == epsilon gives t = nan, p = 1
@@ -54,6 +58,7 @@ EPSILON = {"expert": 0.2, "skilled": 0.15, "crowd": 0.1}
 DEFAULT_Q = 0.05
 MIN_ITEMS = 30
 PASS_WINNING_RATE = 0.5
+FAILURES = ("worst", "drop")
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,8 @@ class AltTestRow:
     ``mean_difference`` = mean d = human_advantage - llm_advantage; ``t`` and
     ``p_value`` of the one-sided test against epsilon, ``p_by`` its Benjamini-Yekutieli
     adjusted p-value, ``rejected`` = p_by <= q (the LLM wins against this annotator).
-    ``n_llm_failed`` = items among the n where the LLM output failed (-1).
+    ``n_llm_failed`` = the annotator's comparable items where the LLM output failed (-1):
+    inside the n, scored worst, under ``failures="worst"``; left out of the n under "drop".
     """
 
     annotator: int
@@ -87,6 +93,9 @@ class AltTestResult:
     ``advantage_probability`` (rho) = mean of the rows' ``llm_advantage``. ``skipped``
     lists (annotator, n) of annotators with fewer than ``min_items`` comparable items.
     ``warning`` is set when only 2 annotators qualify (>= 3 are recommended), else None.
+    ``failures`` is the convention for failed LLM outputs ("worst" or "drop");
+    ``n_failed_items`` the items with >= 2 annotators where the LLM failed (scored worst,
+    or dropped, by that convention).
     """
 
     per_annotator: list[AltTestRow]
@@ -99,6 +108,8 @@ class AltTestResult:
     min_items: int
     skipped: list[tuple[int, int]]
     warning: str | None
+    failures: str = "worst"
+    n_failed_items: int = 0
 
 
 def benjamini_yekutieli(p_values: Sequence[float]) -> list[float]:
@@ -188,17 +199,21 @@ def alt_test(
     scoring: str = "nominal",
     q: float = DEFAULT_Q,
     min_items: int = MIN_ITEMS,
+    failures: str = "worst",
 ) -> AltTestResult:
     """The alt-test of ``prediction`` (n_items,) against ``ratings`` (n_items, n_annotators).
 
     Codes 0..K-1, -1 = missing rating / failed prediction. ``epsilon`` is a number in
     [0, 1) or a profile name of :data:`EPSILON` ("expert", "skilled", "crowd").
-    ``scoring`` is "nominal" or "ordinal" (codes are levels in scale order). Raises
+    ``scoring`` is "nominal" or "ordinal" (codes are levels in scale order);
+    ``failures`` "worst" or "drop" (module docstring). Raises
     ValueError when fewer than 2 annotators have >= ``min_items`` items that another
     annotator also labelled; the message lists each annotator's count.
     """
     if scoring not in SCORINGS:
         raise ValueError(f"scoring must be one of {SCORINGS}, got {scoring!r}")
+    if failures not in FAILURES:
+        raise ValueError(f"failures must be one of {FAILURES}, got {failures!r}")
     if not 0.0 < q < 1.0:
         raise ValueError(f"q must be in (0, 1), got {q}")
     if int(min_items) < 2:
@@ -209,6 +224,10 @@ def alt_test(
     if llm.shape[0] != r.shape[0]:
         raise ValueError("prediction must have one entry per item (row of ratings)")
     counts_all = item_label_counts(r, n_classes)
+    # Items at least two annotators labelled: the only ones any comparison uses.
+    shared = (r >= 0).sum(axis=1) >= 2
+    n_failed_items = int((shared & (llm < 0)).sum())
+    answered = llm >= 0 if failures == "drop" else np.ones(llm.shape[0], dtype=bool)
 
     stats: list[tuple[int, int, np.ndarray, np.ndarray, int]] = []
     skipped: list[tuple[int, int]] = []
@@ -218,7 +237,8 @@ def alt_test(
         others = counts_all.copy()
         labelled = np.nonzero(own >= 0)[0]
         others[labelled, own[labelled]] -= 1
-        items = (own >= 0) & (others.sum(axis=1) > 0)
+        comparable = (own >= 0) & (others.sum(axis=1) > 0)
+        items = comparable & answered
         n = int(items.sum())
         if n < min_items:
             skipped.append((j, n))
@@ -227,7 +247,7 @@ def alt_test(
         loss_f = _losses(llm[items], others[items], n_classes, scoring)
         w_f = (loss_f <= loss_h).astype(float)
         w_h = (loss_h <= loss_f).astype(float)
-        stats.append((j, n, w_f, w_h, int((llm[items] < 0).sum())))
+        stats.append((j, n, w_f, w_h, int((llm[comparable] < 0).sum())))
 
     if len(stats) < 2:
         counts_text = ", ".join(f"annotator {j}: {n}" for j, n in skipped) or "none"
@@ -236,6 +256,11 @@ def alt_test(
             f">= {min_items} items that at least one other annotator also labelled; "
             f"{len(stats)} qualify (comparable items per skipped annotator: {counts_text}). "
             f"Have more items labelled by several annotators."
+            + (
+                f" failures='drop' left out the {n_failed_items} items the LLM failed on."
+                if failures == "drop" and n_failed_items
+                else ""
+            )
         )
 
     tests = [one_sided_t_test(w_h - w_f, eps) for _, _, w_f, w_h, _ in stats]
@@ -274,4 +299,6 @@ def alt_test(
         min_items=int(min_items),
         skipped=skipped,
         warning=warning,
+        failures=failures,
+        n_failed_items=n_failed_items,
     )

@@ -43,6 +43,8 @@ def _bin_edges(conf: np.ndarray, n_bins: int, strategy: str) -> np.ndarray:
     if strategy == "uniform":
         return np.linspace(0.0, 1.0, n_bins + 1)
     if strategy == "quantile":
+        if conf.size == 0:  # no items, no quantiles: any edges bin nothing
+            return np.linspace(0.0, 1.0, n_bins + 1)
         edges = np.quantile(conf, np.linspace(0.0, 1.0, n_bins + 1))
         edges[0], edges[-1] = 0.0, 1.0
         return edges
@@ -102,6 +104,39 @@ def ece(
     if n == 0:
         return float("nan")
     return float(np.abs(hit_sum - conf_sum).sum() / n)
+
+
+def ece_debiased_squared(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 10) -> float:
+    """Debiased estimate of the squared L2 calibration error over equal-width bins,
+    sum_m |B_m| / n * [(acc_m - conf_m)^2 - acc_m (1 - acc_m) / (|B_m| - 1)], a bin of
+    fewer than 2 items counting 0: Kumar, Liang & Ma (NeurIPS 2019, "Verified Uncertainty
+    Calibration", section 5), their ``calibration`` package's ``unbiased_square_ce``.
+
+    The plug-in (acc_m - conf_m)^2 overstates the true squared gap of a bin by the sampling
+    variance of acc_m; subtracting its unbiased estimate removes that bias, so the result
+    is about 0 on average for a calibrated model and can be negative (which
+    ``ece_debiased`` clips). nan for empty input.
+    """
+    _, count, conf_sum, hit_sum = _binned(confidence, correct, n_bins, "uniform")
+    n = count.sum()
+    if n == 0:
+        return float("nan")
+    return float(_debiased_bins(count, hit_sum, hit_sum - conf_sum).sum() / n)
+
+
+def _debiased_bins(count: np.ndarray, hit_sum: np.ndarray, gap_sum: np.ndarray) -> np.ndarray:
+    """|B_m| times each bin's debiased squared gap (any leading shape; 0 below 2 items)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        acc = hit_sum / count
+        term = gap_sum**2 / count - count * acc * (1.0 - acc) / (count - 1.0)
+    return np.where(count >= 2, term, 0.0)
+
+
+def ece_debiased(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 10) -> float:
+    """The debiased L2 calibration error, sqrt(max(``ece_debiased_squared``, 0)) (Kumar et
+    al. 2019's ``unbiased_l2_ce``), in [0, 1]; nan for empty input."""
+    squared = ece_debiased_squared(confidence, correct, n_bins)
+    return float(np.sqrt(max(squared, 0.0))) if np.isfinite(squared) else float("nan")
 
 
 def brier_top_label(confidence: np.ndarray, correct: np.ndarray) -> float:

@@ -25,8 +25,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .calibration import ece
-from .ece_resampling import ResampledEce
+from .calibration import ece, ece_debiased_squared
+from .ece_resampling import DEBIASED, ResampledEce
 from .intervals import Interval, _check_common, _cluster_ids, _percentile
 
 # Matrix-product columns per pass over the resamples, in bytes (N x columns float64);
@@ -129,7 +129,10 @@ class EceBatch:
         key = b"|".join([positions.tobytes(), conf.tobytes(), hit.astype(float).tobytes()])
         key += strategy.encode()
         if key not in self._tickets:
-            estimate = ece(conf, hit, self.n_bins, strategy)  # also validates, now
+            if strategy == DEBIASED:
+                estimate = ece_debiased_squared(conf, hit, self.n_bins)
+            else:
+                estimate = ece(conf, hit, self.n_bins, strategy)  # also validates, now
             self._tickets[key] = len(self.asks)
             self.asks.append((positions, conf, hit, strategy))
             self.estimates.append(estimate)
@@ -272,7 +275,12 @@ class EceBatch:
     def _columns(self, j: int) -> int:
         """Upper bound on ask j's matrix-product columns: its bins (equal-width) or bands
         (equal-mass) and the count of its items."""
-        return 1 + (self.n_bins if self.asks[j][3] == "uniform" else 2 * self.n_bins)
+        strategy = self.asks[j][3]
+        return 1 + (
+            self.n_bins
+            if strategy == "uniform"
+            else (3 if strategy == DEBIASED else 2) * self.n_bins
+        )
 
     def _multiplicities(self) -> Iterator[np.ndarray]:
         """How often each item is drawn, (chunk, N) float rows, replicate after replicate:
@@ -334,7 +342,11 @@ def ece_ci(
     clusters: np.ndarray | None = None,
 ) -> Interval:
     """ECE (``calibration.ece``) with a percentile bootstrap interval over the given items:
-    the replicates of ``bootstrap_items(ece, ...)`` with the same seed."""
+    the replicates of ``bootstrap_items(ece, ...)`` with the same seed. ``strategy``
+    "uniform" | "quantile" bins the plug-in ECE; "debiased" gives the signed debiased
+    squared L2 error (``calibration.ece_debiased_squared``, equal-width bins), whose
+    interval, unlike the plug-in's, contains 0 for a calibrated model as often as the level
+    promises (statistics.md section 4)."""
     return ece_ci_many([(confidence, correct, strategy)], n_bins, n_boot, seed, level, clusters)[0]
 
 

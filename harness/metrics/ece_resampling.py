@@ -26,7 +26,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .calibration import _bin_edges, _inputs
+from .calibration import _bin_edges, _debiased_bins, _inputs
+
+# The debiased squared L2 error (``calibration.ece_debiased_squared``) over equal-width bins:
+# an ask's strategy, beside the binnings of the plug-in ECE.
+DEBIASED = "debiased"
 
 
 class ResampledEce:
@@ -68,17 +72,22 @@ class ResampledEce:
             conf, hit = _inputs(conf, hit)
             if conf.size != pos.size or (pos.size and (pos.min() < 0 or pos.max() >= n_items)):
                 raise ValueError("every ask needs one confidence per position in 0..N-1")
-            _bin_edges(conf, n_bins, strategy)  # validates n_bins and strategy
+            binning = "uniform" if strategy == DEBIASED else strategy
+            _bin_edges(conf, n_bins, binning)  # validates n_bins and strategy
             key = pos.tobytes()
             if key not in count_of:
                 count_of[key] = column(pos, 1.0)
             ask = {"count": count_of[key], "strategy": strategy}
             gap = hit - conf
-            if strategy == "uniform":
+            if binning == "uniform":
                 inner = _bin_edges(conf, n_bins, "uniform")[1:-1]
                 bins = np.searchsorted(inner, conf, side="left")
                 # Only bins holding a sample item can hold a resampled one.
                 ask["bins"] = [column(pos[bins == b], gap[bins == b]) for b in np.unique(bins)]
+                if strategy == DEBIASED:  # each bin's count and hits too
+                    held = np.unique(bins)
+                    ask["bin_counts"] = [column(pos[bins == b], 1.0) for b in held]
+                    ask["bin_hits"] = [column(pos[bins == b], hit[bins == b]) for b in held]
             else:
                 ask.update(self._equal_mass(pos, conf, gap, column))
             self.asks.append(ask)
@@ -151,6 +160,11 @@ class ResampledEce:
             with np.errstate(invalid="ignore", divide="ignore"):
                 if ask["strategy"] == "uniform":
                     out[:, j] = np.abs(sums[:, ask["bins"]]).sum(axis=1) / m
+                elif ask["strategy"] == DEBIASED:
+                    terms = _debiased_bins(
+                        sums[:, ask["bin_counts"]], sums[:, ask["bin_hits"]], sums[:, ask["bins"]]
+                    )
+                    out[:, j] = terms.sum(axis=1) / m
                 else:
                     gather = counts if small is None else small
                     out[:, j] = self._equal_mass_rows(ask, gather, sums, m)

@@ -10,6 +10,11 @@ from the same conversation or source) whole clusters are resampled: the number o
 each cluster is drawn is Multinomial(G, 1/G), and the replicate table is those counts
 times the per-cluster tables.
 
+Below ``BCA_BELOW`` resampled units (items, or clusters when given) the percentile
+interval covers less than it promises, and the table bootstrap gives the BCa interval
+instead (``bca.py``; its jackknife runs over the table's cells, or the clusters): the
+coverage simulation behind the threshold is in docs/statistics.md section 4.
+
 Labels follow ``accuracy.py``: codes 0..K-1, -1 = failed prediction (counts as wrong;
 its own never-matching category for kappa), items with reference -1 are dropped.
 """
@@ -17,24 +22,29 @@ its own never-matching category for kappa), items with reference -1 are dropped.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .accuracy import macro_f1_from_confusion, validate_codes
 from .agreement import kappa_from_confusion
+from .bca import acceleration, bca_quantiles
 
 # Upper bound on array elements materialised per chunk of replicates (~160 MB float64).
 _CHUNK_ELEMENTS = 20_000_000
 PAIRED_METRICS = ("accuracy", "macro_f1", "kappa")
+# Resampled units from which the percentile interval keeps its promise (statistics.md 4).
+BCA_BELOW = 100
+METHODS = ("auto", "percentile", "bca")
 
 
 @dataclass(frozen=True)
 class Interval:
-    """Point estimate and percentile interval [low, high] at ``level`` (e.g. 0.95).
+    """Point estimate and bootstrap interval [low, high] at ``level`` (e.g. 0.95).
 
     ``n`` is the number of items (not clusters) used; ``n_boot`` the number of
-    replicates kept, i.e. those whose statistic was not nan.
+    replicates kept, i.e. those whose statistic was not nan; ``method`` "percentile" or
+    "bca" (the table bootstrap on few units).
     """
 
     estimate: float
@@ -43,6 +53,8 @@ class Interval:
     n: int
     n_boot: int
     level: float
+    # Not compared: two intervals with the same bounds are equal whatever computed them.
+    method: str = field(default="percentile", compare=False)
 
     @property
     def width(self) -> float:
@@ -56,6 +68,15 @@ def _percentile(estimate: float, replicates: np.ndarray, n: int, level: float) -
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(kept, [tail, 1.0 - tail])
     return Interval(float(estimate), float(low), float(high), n, int(kept.size), level)
+
+
+def _bca(estimate: float, replicates: np.ndarray, n: int, level: float, accel: float) -> Interval:
+    kept = replicates[~np.isnan(replicates)]
+    if kept.size == 0 or np.isnan(estimate):
+        return _percentile(estimate, replicates, n, level)
+    q_low, q_high = bca_quantiles(estimate, kept, accel, level)
+    low, high = np.quantile(kept, [q_low, q_high])
+    return Interval(float(estimate), float(low), float(high), n, int(kept.size), level, "bca")
 
 
 def _check_common(n_boot: int, level: float) -> None:
@@ -82,6 +103,7 @@ def bootstrap_table_stat(
     seed: int = 0,
     level: float = 0.95,
     clusters: np.ndarray | None = None,
+    method: str = "auto",
 ) -> Interval:
     """Bootstrap a statistic of a contingency table by resampling items (or clusters).
 
@@ -89,8 +111,12 @@ def bootstrap_table_stat(
     (B, n_cells) to (B,) values; it is also called with (1, n_cells) for the estimate.
     ``clusters[i]`` (any labels) groups items resampled together. Replicates are drawn
     in chunks to bound memory; nan replicates are dropped (see ``Interval.n_boot``).
+    ``method``: "percentile", "bca", or "auto" (BCa below ``BCA_BELOW`` units, the same
+    replicates either way).
     """
     _check_common(n_boot, level)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     cell = np.asarray(cells)
     if cell.ndim != 1 or (cell.size and (cell.min() < 0 or cell.max() >= n_cells)):
         raise ValueError(f"cells must be a 1-D array of indices in 0..{n_cells - 1}")
@@ -121,7 +147,19 @@ def bootstrap_table_stat(
             for s in range(0, n_boot, chunk)
         )
     replicates = np.concatenate([np.asarray(statistic(table), dtype=float) for table in draws])
-    return _percentile(estimate, replicates, n, level)
+    units = n if group is None else int(group.max()) + 1
+    if method == "percentile" or (method == "auto" and units >= BCA_BELOW):
+        return _percentile(estimate, replicates, n, level)
+    # Jackknife: leaving out any one item of a cell (or one cluster) leaves the same table.
+    if group is None:
+        filled = np.flatnonzero(counts)  # at most n rows, however many cells
+        left_out, weights = np.zeros((filled.size, n_cells), np.int64), counts[filled]
+        left_out[np.arange(filled.size), filled] = 1
+    else:
+        left_out, weights = per_group.astype(np.int64), np.ones(per_group.shape[0])
+    with np.errstate(invalid="ignore", divide="ignore"):  # one item left: 0/0 is nan
+        jackknife = np.asarray(statistic(counts[None, :] - left_out), dtype=float)
+    return _bca(estimate, replicates, n, level, acceleration(jackknife, weights))
 
 
 def _confusion_cells(

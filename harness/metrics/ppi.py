@@ -24,6 +24,11 @@ binomial p(1 - p). The tests check our numbers against ``ppi_py`` when it is ins
 With fewer than 2 items on a side that is used the variance is not estimable, so se and
 the interval are nan rather than a misleading zero width.
 
+Small gold sets: the normal interval estimates Var(y - f) from the n gold items, which
+with an accurate LLM rests on a few disagreements, so it covers less than its level below
+about 50 gold items (0.88 at 20; statistics.md section 4). It is kept exactly as ppi_py
+computes it; the report's note beside it is ``score.small_n.ppi_note``.
+
 Intervals are not clipped to [0, 1]: a PPI estimate of a rare class can fall slightly
 below 0 (the rectifier is noisy), and showing that is more honest than hiding it.
 

@@ -35,6 +35,9 @@ def decision_section(gs: dict[str, Any]) -> list[str]:
         else "**No setup qualifies.**"
     )
     out = ["", "### Recommendation", "", head, "", r["reason"]]
+    after = selection_sentence(r.get("selection_adjusted"))
+    if after:
+        out += ["", after]
     v = r["vs_runner_up"]
     if v and v["can_tell_apart"] is not None:
         out += [
@@ -47,6 +50,35 @@ def decision_section(gs: dict[str, Any]) -> list[str]:
     out += _costs(r)
     out += _pareto(r["pareto"])
     return out
+
+
+def selection_sentence(sa: dict[str, Any] | None) -> str | None:
+    """The recommended setup's figures after selection, and what they promise (statistics.md
+    section 2); None when nothing is recommended or the block predates it."""
+    if not sa or not sa.get("setup"):
+        return None
+    if sa.get("method") is None:
+        return f"**After selection:** {sa.get('note') or 'not adjusted'}."
+    n = f"n = {sa['n']} items" + (
+        f" in {sa['n_clusters']} clusters" if sa.get("n_clusters") is not None else ""
+    )
+    level = pct(sa["level"])
+    if sa["n_setups"] <= 1:
+        return (
+            f"**After selection:** one setup was scored, so none was selected and its own "
+            f"{level} intervals stand ({n}): accuracy {fmt_iv(sa['accuracy'])}, kappa "
+            f"{fmt_iv(sa['kappa'])}."
+        )
+    own = sa["unadjusted"]
+    return (
+        f"**After selection** ({n}): accuracy {fmt_iv(sa['accuracy'])}, kappa "
+        f"{fmt_iv(sa['kappa'])}, {level} simultaneous over the {sa['n_setups']} setups "
+        f"compared (its own intervals, from the same items that picked it: accuracy "
+        f"{fmt_iv(own['accuracy'])}, kappa {fmt_iv(own['kappa'])}). With {level} confidence "
+        f"every one of the {sa['n_setups']} setups' true accuracy lies in its adjusted "
+        "interval at once (and likewise kappa), so the recommended setup's does, whichever "
+        "rule picked it; the kappa lower-bound constraint is checked on these intervals."
+    )
 
 
 def _constraints(r: dict[str, Any]) -> list[str]:
@@ -80,6 +112,8 @@ def _cell(check: dict[str, Any]) -> str:
         return "**fail**: " + check["reason"]
     value = usd(check["actual"]) if check["constraint"].endswith("_usd") else fmt(check["actual"])
     extra = " (recalibrated)" if "recalibration" in check["reason"] else ""
+    if check.get("bound") == "selection_adjusted" and "selection-adjusted" in check["reason"]:
+        extra = " (selection-adjusted)"
     return f"{'pass' if check['passed'] else '**fail**'} {value}{extra}"
 
 

@@ -66,8 +66,9 @@ def alt_test_line(b: dict[str, Any]) -> list[str]:
     a = b.get("alt_test")
     if not a:
         return []
+    failures = f" Failed answers: {a['failures_note']}." if a.get("failures_note") else ""
     if "refused" in a:
-        return [f"- Alternative Annotator Test: not run: {a['refused']}"]
+        return [f"- Alternative Annotator Test: not run: {a['refused']}{failures}"]
     verdict = "passes" if a["passed"] else "does not pass"
     rows = ", ".join(
         f"{r['annotator']} p={fmt(r['p_by'])}{' (beaten)' if r['rejected'] else ''} (n={r['n']})"
@@ -79,6 +80,7 @@ def alt_test_line(b: dict[str, Any]) -> list[str]:
         f"{fmt(a['winning_rate'], 2)} (needs >= 0.5), advantage probability "
         f"{fmt(a['advantage_probability'])}; per annotator: {rows}"
         + (f". {a['warning']}" if a.get("warning") else "")
+        + ("." + failures if failures else "")
     ]
 
 

@@ -4,7 +4,10 @@ readers misread otherwise:
 - a kappa / human-ceiling ratio above 1 looks like a bug, or like a superhuman model; it is
   neither, and the leaderboard says what it means;
 - with `report.recalibration` set, the raw ECE is not the figure the `max_ece` constraint
-  checks (that one is after recalibration, out of fold), so both are shown, each named.
+  checks (that one is after recalibration, out of fold), so both are shown, each named;
+- on a small gold set an interval may cover less than its level: the figure is marked and
+  the note under the table says from which n it keeps it (the setup block's `small_n`,
+  statistics.md section 4).
 """
 
 from __future__ import annotations
@@ -64,3 +67,21 @@ def ece_note(method: str) -> str:
         f"`report.recalibration: {method}`, fitted out of fold, and is the figure the "
         "`max_ece` constraint checks and the confidence auto-accept uses."
     )
+
+
+SMALL_N_MARK = "‡"
+
+
+def small_n_mark(b: dict[str, Any], figure: str) -> str:
+    """` ‡` after a figure whose interval may cover less than its level, else ""."""
+    return f" {SMALL_N_MARK}" if any(n["figure"] == figure for n in b.get("small_n") or []) else ""
+
+
+def small_n_notes(setups: Iterable[dict[str, Any]]) -> list[str]:
+    """One line per setup with small-n notes: each marked figure, its n and why."""
+    lines = []
+    for b in setups:
+        said = "; ".join(f"{n['figure']}: {n['message']}" for n in b.get("small_n") or [])
+        if said:
+            lines.append(f"{SMALL_N_MARK} `{b['setup']}`: {said}.")
+    return lines

@@ -8,9 +8,12 @@ from typing import Any
 from harness.core.money import usd
 from harness.core.records import RunManifest
 from harness.report import leaderboard_notes as notes
+from harness.report.clusters_md import with_clustering
 from harness.report.decision_md import decision_section
 from harness.report.deploy_md import deploy_md, groups_humans_lines, prompt_stability_md
 from harness.report.markdown_format import alpha_band, by_kappa, fmt, fmt_iv, kappa_band, table
+from harness.report.power_md import power_md
+from harness.report.reference_md import dawid_skene_md
 from harness.report.task_sections import (
     bias_and_slices,
     comparisons_section,
@@ -35,16 +38,18 @@ def render_markdown(manifest: RunManifest, metrics: dict[str, Any]) -> str:
         f"{manifest.finished_at}.",
         f"Labels: {t.get('labels', 0)} ({t.get('cached', 0)} from cache), calls made: "
         f"{t.get('calls', 0)}, spend this run: {usd(t.get('cost_usd', 0))}.",
-        f"Intervals: {level}% bootstrap percentile over items, "
+        f"Intervals: {level}% bootstrap percentile over items (BCa below 100 items; "
+        "‡: may cover less), "
         f"{metrics['bootstrap']['n_boot']} replicates, seed {metrics['bootstrap']['seed']}.",
     ]
     for gs in metrics["gold_sets"]:
         if "parts" in gs:
-            out += structured_section(gs, level, _gold_set) + decision_section(gs)
+            section = structured_section(gs, level, _gold_set) + decision_section(gs)
         elif gs.get(Ranking.name):
-            out += ranking_section(gs, level) + decision_section(gs)
+            section = ranking_section(gs, level) + decision_section(gs)
         else:
-            out += _gold_set(gs, level)
+            section = _gold_set(gs, level)
+        out += with_clustering(section, gs)
     return "\n".join(out) + "\n"
 
 
@@ -76,14 +81,16 @@ def _gold_set(gs: dict[str, Any], level: int) -> list[str]:
                 str(rank),
                 f"`{b['setup']}`",
                 str(b["n_items"]),
-                fmt_iv(b["kappa"]),
-                fmt_iv(b["accuracy"]),
-                fmt_iv(b["macro_f1"]),
+                fmt_iv(b["kappa"]) + notes.small_n_mark(b, "kappa"),
+                fmt_iv(b["accuracy"]) + notes.small_n_mark(b, "accuracy"),
+                fmt_iv(b["macro_f1"]) + notes.small_n_mark(b, "macro_f1"),
                 f"{fmt(b['coverage']['value'])} ({b['coverage']['answered']}/{b['coverage']['n']})",
                 notes.ceiling_text(
                     b["human_ceiling"]["ratio_kappa"], fmt(b["human_ceiling"]["ratio_kappa"], 2)
                 ),
-                fmt_iv(cal["ece"]) + f" (n={cal['n']})" if cal else "–",
+                fmt_iv(cal["ece"]) + f" (n={cal['n']})" + notes.small_n_mark(b, "ece")
+                if cal
+                else "–",
                 *([fmt_iv(after) if after else notes.NOT_FITTED if cal else "–"] if method else []),
                 usd(usage["cost_usd_per_item"]),
                 fmt(usage["latency_s"]["p50"], 2),
@@ -128,7 +135,10 @@ def _gold_set(gs: dict[str, Any], level: int) -> list[str]:
         out += ["", notes.ece_note(method)]
     if notes.any_above_ceiling(setups):
         out += ["", notes.ABOVE_CEILING_NOTE]
+    if small := notes.small_n_notes(setups):
+        out += ["", *small]
     out += comparisons_section(gs.get("comparisons") or [], level)
+    out += power_md(gs)
     out += prompt_stability_md(gs)
     out += decision_section(gs)
     out += ["", "### Human agreement", ""]
@@ -149,6 +159,7 @@ def _gold_set(gs: dict[str, Any], level: int) -> list[str]:
         "",
         *humans_section(h),
         *groups_humans_lines(h),
+        *dawid_skene_md(gs),
         "",
         _pair_kappas(h["pairwise_kappa"]),
         "",
@@ -189,7 +200,8 @@ def _setup(b: dict[str, Any]) -> list[str]:
         f"as missing ratings; coverage {fmt(b['coverage']['value'])})"
         + (
             " (adding the LLM lowers agreement)"
-            if (b["alpha"]["humans_plus_llm"] or 0) < (b["alpha"]["humans"] or 0)
+            if None not in ((a := b["alpha"])["humans"], a["humans_plus_llm"])
+            and a["humans_plus_llm"] < a["humans"]
             else ""
         ),
         f"- Failures: {', '.join(f'{k}: {v}' for k, v in b['failures'].items()) or 'none'} "
@@ -199,7 +211,9 @@ def _setup(b: dict[str, Any]) -> list[str]:
     if cal:
         out.append(
             f"- Calibration (n={cal['n']}, sources {cal['sources']}): ECE {fmt_iv(cal['ece'])} "
-            f"(equal-mass {fmt_iv(cal['ece_equal_mass_interval'])}), Brier {fmt(cal['brier'])}, "
+            f"(equal-mass {fmt_iv(cal['ece_equal_mass_interval'])}"
+            + (f"; debiased L2 {fmt_iv(cal['ece_debiased'])}" if cal.get("ece_debiased") else "")
+            + f"), Brier {fmt(cal['brier'])}, "
             f"log loss {fmt(cal['log_loss'])}, AUROC of confidence for correctness "
             f"{fmt(cal['auroc'])}, "
             f"mean confidence {fmt(cal['mean_confidence'])} vs accuracy {fmt(cal['accuracy'])}"

@@ -124,7 +124,7 @@ def estimate_plan(plan: Plan, is_cached: Any) -> dict[str, Any]:
                 row["cost_usd"] = None
         if row["cost_usd"] is not None:
             row["cost_usd"] = round(row["cost_usd"], 8)
-    table = list(rows.values())
+    table = list(rows.values()) + jury_rows(plan.resolved.experiment.juries)
     unknown = [r["setup"] for r in table if r["cost_usd"] is None and r["to_call"]]
     calls = sum(r["calls"] for r in table)
     cached = sum(r["cached"] for r in table)
@@ -153,3 +153,28 @@ def estimate_plan(plan: Plan, is_cached: Any) -> dict[str, Any]:
             "free; unknown when neither prices the model",
         },
     }
+
+
+def jury_rows(juries: Sequence[Any]) -> list[dict[str, Any]]:
+    """A jury makes no call: its members' labels are combined, and they are planned (and
+    paid for) once, under their own setups, whether or not they are also compared alone."""
+    return [
+        {
+            "setup": jury.id,
+            "model": None,
+            "calls": 0,
+            "cached": 0,
+            "shared": 0,
+            "to_call": 0,
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "cost_usd": 0.0,
+            "price_source": f"jury of {', '.join(jury.setups)}: no calls of its own",
+            "input_token_count": None,
+            "output_token_basis": None,
+            "replayed": False,
+            "cached_share": None,
+            "jury": {"members": list(jury.setups), "rule": jury.rule},
+        }
+        for jury in juries
+    ]

@@ -34,6 +34,8 @@ from harness.run.store import (
     run_status_block,
 )
 from harness.score.decision import decide
+from harness.score.juries import add_juries
+from harness.score.juries import annotate as annotate_juries
 from harness.score.metrics_json import score_run
 from harness.tasks.labelspace import LabelSpace
 
@@ -208,6 +210,17 @@ def score_experiment(
 def _score(
     exp: Experiment, gold_sets: list[GoldSet], setups: list[Setup], records: list[LabelRecord]
 ) -> dict[str, Any]:
+    # Juries are setups made of their members' labels: added here, before any statistic.
+    setups, records, juries = add_juries(
+        exp.juries,
+        gold_sets,
+        setups,
+        records,
+        exp.task.label_names,
+        exp.task.type,
+        seed=exp.report.seed,
+        reference=exp.report.reference,
+    )
     metrics = score_run(
         gold_sets,
         setups,
@@ -219,10 +232,13 @@ def _score(
         delta=exp.report.delta,
         recalibration=exp.report.recalibration,
         alt_test=exp.report.alt_test.model_dump(),
+        power=exp.report.power.model_dump(),
         prompt_groups={p.id: p.group for p in exp.prompts if p.group},
         seed=exp.report.seed,
         level=exp.report.level,
+        reference=exp.report.reference,
     )
+    annotate_juries(metrics, juries)
     return decide(metrics, exp)
 
 

@@ -10,26 +10,42 @@ from typing import Any
 import numpy as np
 
 from harness import metrics as m
+from harness.metrics.clustered_mcnemar import mcnemar_clustered
 from harness.metrics.compare import (
     can_tell_apart,
     holm,
     mcnemar_exact,
     minimum_detectable_difference,
 )
+from harness.score.clusters import at, boot_at, test_used
 from harness.score.json_numbers import interval, num
 
 
 def compare_setups(
-    ref: np.ndarray, preds: dict[str, np.ndarray], n_classes: int, boot: dict[str, Any]
+    ref: np.ndarray,
+    preds: dict[str, np.ndarray],
+    n_classes: int,
+    boot: dict[str, Any],
+    clusters: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per pair of setups (a, b), a before b in the given order."""
-    rows = []
+    """One row per pair of setups (a, b), a before b in the given order. With ``clusters``
+    (one per item) the interval resamples whole clusters and the exact test, which
+    assumes independent items, gives way to the clustered McNemar test."""
+    rows, p_raw = [], []
     keep = ref >= 0
+    group = at(clusters, keep)
     for a, b in combinations(preds, 2):
         pa, pb = preds[a][keep], preds[b][keep]
         r = ref[keep]
-        test = mcnemar_exact(pa == r, pb == r)
-        diff = m.paired_difference_ci(r, pa, pb, n_classes, metric="accuracy", **boot)
+        test = (
+            mcnemar_exact(pa == r, pb == r)
+            if group is None
+            else mcnemar_clustered(pa == r, pb == r, group)
+        )
+        diff = m.paired_difference_ci(
+            r, pa, pb, n_classes, metric="accuracy", **boot_at(boot, group)
+        )
+        p_raw.append(test.p_value)
         rows.append(
             {
                 "a": a,
@@ -40,13 +56,16 @@ def compare_setups(
                     "a_only_right": test.b,
                     "b_only_right": test.c,
                     "p_value": num(test.p_value),
+                    **test_used(test),
                 },
                 "minimum_detectable_difference": num(
                     minimum_detectable_difference(test.b, test.c, test.n)
                 ),
             }
         )
-    for row, p in zip(rows, holm([r["mcnemar"]["p_value"] or 1.0 for r in rows]), strict=True):
+    # Holm on the unrounded p-values: the JSON rounding to 6 places turns a p below 5e-7
+    # into 0.0, which must stay the smallest p, never be read as missing.
+    for row, p in zip(rows, holm(p_raw), strict=True):
         row["mcnemar"]["p_holm"] = num(p)
         iv = row["accuracy_difference"]
         apart = (

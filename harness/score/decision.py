@@ -15,6 +15,7 @@ from harness.config import Constraints, CostConfig, ReportConfig
 from harness.core.money import usd
 from harness.score.decision_costs import NO_PRICE, auto_accept, cost_block, decision_cost, pct
 from harness.score.json_numbers import num
+from harness.score.selection import adjusted, recommendation_block
 from harness.tasks.ranking import Ranking
 
 __all__ = [
@@ -76,18 +77,31 @@ def _req(x: float) -> str:
     return f"{x:.2f}" if round(x, 2) == x else f"{x:g}"
 
 
-def checks_of(b: dict[str, Any], c: Constraints, target_error: float) -> list[dict[str, Any]]:
+BOUND_CONSTRAINTS = ("min_kappa_low",)  # the constraints read from an interval's bound
+
+
+def checks_of(
+    b: dict[str, Any],
+    c: Constraints,
+    target_error: float,
+    selected: dict[str, Any] | None = None,
+    bound: str = "",
+) -> list[dict[str, Any]]:
     """One check per constraint set in the config (b carries its `cost` block): a min_*
     constraint needs actual >= required, a max_* one actual <= required; a figure that is
-    not available fails, saying why."""
+    not available fails, saying why. A bound-based constraint (min_kappa_low) uses the
+    selection-adjusted interval `selected` when there is one (statistics.md section 2: the
+    setups were all compared on these items, so each one's own bound is too optimistic for
+    the one chosen); its check names the bound in `bound` and its reason."""
     cost, basis = decision_cost(b["cost"])
+    kappa = (selected or b).get("kappa") or {}
     acc = b["cost"]["auto_accept"]
     ece, ece_what = _ece(b)
     delta = acc.get("delta")
     # constraint -> (actual figure, what it is, why it would be missing)
     figures = {
         "min_kappa_low": (
-            (b.get("kappa") or {}).get("low"),
+            kappa.get("low"),
             "Kendall tau lower bound" if Ranking.name in b else "kappa lower bound",
             "no interval for kappa (a mean over parts has none; see each part's own)",
         ),
@@ -121,15 +135,17 @@ def checks_of(b: dict[str, Any], c: Constraints, target_error: float) -> list[di
             money = name.endswith("_usd")
             shown = (usd(actual), usd(required)) if money else (f"{actual:.3f}", _req(required))
             reason = f"{what} {shown[0]} {sign} {shown[1]}"
-        out.append(
-            {
-                "constraint": name,
-                "required": required,
-                "actual": actual,
-                "passed": passed,
-                "reason": reason,
-            }
-        )
+        check = {
+            "constraint": name,
+            "required": required,
+            "actual": actual,
+            "passed": passed,
+            "reason": reason,
+        }
+        if name in BOUND_CONSTRAINTS:
+            check["bound"] = "selection_adjusted" if selected else "unadjusted"
+            check["reason"] += f" ({bound})" if bound else ""
+        out.append(check)
     return out
 
 
@@ -159,7 +175,8 @@ def recommend(
     setups = []
     for b in gs["setups"]:
         cost = b.get("cost") or cost_block(b, costs)
-        checks = checks_of({**b, "cost": cost}, c, report_cfg.target_error)
+        selected, bound = adjusted(gs, b["setup"])
+        checks = checks_of({**b, "cost": cost}, c, report_cfg.target_error, selected, bound)
         setups.append(
             {
                 "setup": b["setup"],
@@ -187,6 +204,7 @@ def recommend(
         "runner_up": runner["setup"] if runner else None,
         "reason": _reason(rec, runner, setups, set_constraints, versus, tie),
         "vs_runner_up": versus,
+        "selection_adjusted": recommendation_block(gs, rec["setup"] if rec else None),
         "setups": setups,
         "pareto": pareto_front(
             pareto_rows(

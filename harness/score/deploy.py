@@ -71,7 +71,7 @@ def deploy_blocks(
     if selective is not None:
         selective["confidence"] = kind
     out: dict[str, Any] = {
-        "slices": slices_block(slices, ref, pred, k, boot),
+        "slices": slices_block(slices, ref, pred, k, boot, coded.clusters),
         "label_bias": label_bias(ref, pred, coded.labels),
         "recalibration": recal,
         "selective": selective,

@@ -10,6 +10,7 @@ second core, so that most of the work is done by the time ``fill`` is called.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,16 +18,24 @@ from typing import Any
 import numpy as np
 
 from harness.metrics.ece_intervals import EceBatch
+from harness.metrics.ece_resampling import DEBIASED
 from harness.score.json_numbers import interval, num
 
 N_BINS = 10
 
 
 class EceIntervals:
-    def __init__(self, n_items: int, boot: dict[str, Any], background: bool = False):
+    def __init__(
+        self,
+        n_items: int,
+        boot: dict[str, Any],
+        background: bool = False,
+        clusters: np.ndarray | None = None,
+    ):
+        """``clusters``: one per gold item; resamples then draw whole clusters."""
         self.n_items = n_items
         self.batch = EceBatch(
-            n_items, boot["n_boot"], boot["seed"], boot["level"], None, N_BINS, background
+            n_items, boot["n_boot"], boot["seed"], boot["level"], clusters, N_BINS, background
         )
         self.pending: list[tuple[int, dict[str, Any]]] = []
 
@@ -47,6 +56,8 @@ class EceIntervals:
             "n": int(np.asarray(confidence).size),
             "level": self.batch.level,
         }
+        if strategy == DEBIASED:
+            out = _debiased(out)
         self.pending.append((ticket, out))
         return out
 
@@ -61,8 +72,35 @@ class EceIntervals:
     def fill(self) -> None:
         resolved = self.batch.resolve()
         for ticket, out in self.pending:
-            out.update(interval(resolved[ticket], empty="not computed: no item has a confidence"))
+            filled = interval(resolved[ticket], empty="not computed: no item has a confidence")
+            if "squared" in out:
+                out["squared"].update(filled)
+                out.update(_debiased(out["squared"]))
+            else:
+                out.update(filled)
         self.pending.clear()
+
+
+def _debiased(squared: dict[str, Any]) -> dict[str, Any]:
+    """The debiased L2 calibration error block from the signed squared one (Kumar et al.
+    2019): estimate and bounds through sqrt(max(x, 0)), which keeps a percentile interval's
+    promise (the map is monotone), so its low is 0 whenever the squared interval holds 0.
+    The signed values stay under ``squared``: a negative estimate says the gaps are smaller
+    than chance alone would make them."""
+    out = {k: (_root(v) if k in ("estimate", "low", "high") else v) for k, v in squared.items()}
+    out["squared"] = squared
+    out["method"] = DEBIASED_METHOD
+    return out
+
+
+def _root(x: float | None) -> float | None:
+    return None if x is None else num(math.sqrt(max(x, 0.0)))
+
+
+DEBIASED_METHOD = (
+    "debiased L2 calibration error, 10 equal-width bins (Kumar, Liang & Ma 2019): each bin's "
+    "squared gap minus its sampling variance acc (1 - acc) / (n_bin - 1); percentile bootstrap"
+)
 
 
 @contextmanager

@@ -16,6 +16,7 @@ import numpy as np
 from harness import metrics as m
 from harness.core.records import GoldSet
 from harness.score import json_numbers as why
+from harness.score.clusters import boot_at, subset
 from harness.score.json_numbers import interval, num, with_note
 from harness.score.predictions import CodedGoldSet
 
@@ -36,7 +37,15 @@ class GroupReferences:
                     positions.append(i)
             if not items:
                 continue
-            sub = GoldSet(gold.id, gold.path, tuple(items), tuple(sorted(keep)), gold.content_hash)
+            sub = GoldSet(
+                gold.id,
+                gold.path,
+                tuple(items),
+                tuple(sorted(keep)),
+                gold.content_hash,
+                cluster_by=gold.cluster_by,
+                clusters=subset(gold, positions),
+            )
             self.groups[name] = (
                 np.array(positions),
                 CodedGoldSet(sub, coded.labels, coded.task_type),
@@ -73,7 +82,9 @@ class GroupReferences:
                         else "not computed: one annotator has no agreement with itself",
                     ),
                     "kappa_vs_reference": interval(
-                        m.kappa_ci(coded.reference[pos], sub.reference, k, **boot),
+                        m.kappa_ci(
+                            coded.reference[pos], sub.reference, k, **boot_at(boot, sub.clusters)
+                        ),
                         why.KAPPA_UNDEFINED,
                     ),
                 }
@@ -86,9 +97,12 @@ class GroupReferences:
             {
                 "group": name,
                 "n": len(pos),
-                "accuracy": interval(m.accuracy_ci(sub.reference, pred[pos], **boot)),
+                "accuracy": interval(
+                    m.accuracy_ci(sub.reference, pred[pos], **boot_at(boot, sub.clusters))
+                ),
                 "kappa": interval(
-                    m.kappa_ci(sub.reference, pred[pos], n_classes, **boot), why.KAPPA_UNDEFINED
+                    m.kappa_ci(sub.reference, pred[pos], n_classes, **boot_at(boot, sub.clusters)),
+                    why.KAPPA_UNDEFINED,
                 ),
             }
             for name, (pos, sub) in self.groups.items()

@@ -14,10 +14,11 @@ from harness.score import json_numbers as why
 from harness.score.json_numbers import interval, with_note
 from harness.score.json_numbers import num as _num
 from harness.score.predictions import CodedGoldSet
+from harness.score.reference import humans_block as dawid_skene_block
 from harness.tasks import task_type
 
 
-def human_block(coded: CodedGoldSet) -> dict[str, Any]:
+def human_block(coded: CodedGoldSet, level: float = 0.95) -> dict[str, Any]:
     k = len(coded.labels)
     ratings = coded.ratings
     per_item = (ratings >= 0).sum(axis=1)
@@ -70,7 +71,10 @@ def human_block(coded: CodedGoldSet) -> dict[str, Any]:
             "tie_rule": task_type(coded.task_type).tie_rule,
             "n_no_majority": int(coded.no_majority.sum()),
             "n_items": len(coded.item_ids),
+            "used": coded.reference_used,
         },
+        # Both references, where they differ, each annotator's estimated accuracy.
+        "dawid_skene": dawid_skene_block(coded, level),
     }
 
 
@@ -85,7 +89,7 @@ def baseline_block(coded: CodedGoldSet, n_boot: int, seed: int, level: float) ->
     counts = m.label_distribution(coded.reference, k)
     majority = int(np.argmax(counts))
     pred = np.full(len(coded.reference), majority)
-    boot = {"n_boot": n_boot, "seed": seed, "level": level}
+    boot = {"n_boot": n_boot, "seed": seed, "level": level, "clusters": coded.clusters}
     return {
         "setup": "majority-class baseline",
         "label": coded.labels[majority],

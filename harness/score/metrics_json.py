@@ -20,6 +20,7 @@ from harness.core.records import GoldSet, LabelRecord, Setup
 from harness.score import json_numbers as why
 from harness.score import structured as st
 from harness.score import tasks
+from harness.score.clusters import boot_at, clustering_block
 from harness.score.compare import compare_setups
 from harness.score.confidence import confidence_sources_block
 from harness.score.deploy import deploy_blocks
@@ -29,8 +30,12 @@ from harness.score.humans import baseline_block, human_block, label_counts
 from harness.score.json_numbers import interval, note_nulls, with_note
 from harness.score.json_numbers import num as _num
 from harness.score.parts import calibration_block, ceiling_block, usage_block
+from harness.score.power import power_basis, power_block
 from harness.score.predictions import CodedGoldSet, ItemPredictions
+from harness.score.reference import llm_block
+from harness.score.selection import selection_block
 from harness.score.slices import slice_index
+from harness.score.small_n import small_n_notes
 from harness.score.stability import inter_prompt_blocks
 from harness.tasks.labelspace import LabelSpace
 
@@ -54,6 +59,8 @@ def setup_block(
     boot = {"n_boot": n_boot, "seed": seed, "level": level}
     cm = m.classification_metrics(ref, pred, k)
     answered = pred >= 0
+    # Whole clusters resampled (statistics.md 3); answered-only: the answered items' clusters.
+    every, only = boot_at(boot, coded.clusters), boot_at(boot, coded.clusters, answered)
     tie = tasks_registry.task_type(coded.task_type).tie_label
     split = coded.code.get(tie) if tie else None
     ceiling = m.human_ceiling(coded.ratings, pred, k, split_code=split)
@@ -76,15 +83,15 @@ def setup_block(
             {"value": _num(cm.coverage), "answered": int(cm.n_answered), "n": int(cm.n)},
             why.NO_ITEMS,
         ),
-        "accuracy": interval(m.accuracy_ci(ref, pred, **boot)),
+        "accuracy": interval(m.accuracy_ci(ref, pred, **every)),
         "accuracy_answered": interval(
-            m.accuracy_ci(ref[answered], pred[answered], **boot), empty=why.NO_ANSWERS
+            m.accuracy_ci(ref[answered], pred[answered], **only), empty=why.NO_ANSWERS
         ),
-        "macro_f1": interval(m.macro_f1_ci(ref, pred, k, **boot)),
+        "macro_f1": interval(m.macro_f1_ci(ref, pred, k, **every)),
         "macro_f1_answered": interval(
-            m.macro_f1_ci(ref[answered], pred[answered], k, **boot), empty=why.NO_ANSWERS
+            m.macro_f1_ci(ref[answered], pred[answered], k, **only), empty=why.NO_ANSWERS
         ),
-        "kappa": interval(m.kappa_ci(ref, pred, k, **boot), why.KAPPA_UNDEFINED),
+        "kappa": interval(m.kappa_ci(ref, pred, k, **every), why.KAPPA_UNDEFINED),
         "mean_kappa_vs_annotators": with_note(
             {
                 "value": _num(np.mean(per_annotator)) if per_annotator else None,
@@ -122,6 +129,8 @@ def setup_block(
         "label_distribution": label_counts(pred[answered], coded.labels),
         "usage": usage_block(preds.records, cm.n),
     }
+    if small := small_n_notes(block):  # statistics.md section 4
+        block["small_n"] = small
     return block
 
 
@@ -157,8 +166,8 @@ def score_gold_set(
 ) -> dict[str, Any]:
     """One gold set (or one part of a structured task): humans, every setup, the baseline."""
     decision = decision or DEFAULT_DECISION
-    coded = CodedGoldSet(gold, labels, task_type)
-    humans = human_block(coded)
+    coded = CodedGoldSet(gold, labels, task_type, decision.get("reference", "majority"))
+    humans = human_block(coded, boot["level"])
     # The task type's own section (ordinal levels, pairwise position bias), under its name.
     section = tasks.section_of(coded, task_type, task)
     if section is not None:
@@ -171,7 +180,9 @@ def score_gold_set(
     predictions: dict[str, np.ndarray] = {}
     # Every ECE interval of every setup on one set of resamples, evaluated on a second core
     # while the next setups are scored (with three or more: one or two are done at the end).
-    shared = EceIntervals(len(coded.reference), boot, background=len(setups) > 2)
+    shared = EceIntervals(
+        len(coded.reference), boot, background=len(setups) > 2, clusters=coded.clusters
+    )
     try:
         for setup in setups:
             preds = ItemPredictions(coded, records_of(setup.id), source=setup.confidence)
@@ -182,6 +193,7 @@ def score_gold_set(
             block.update(deploy_blocks(coded, preds, decision, boot, slices, groups, shared))
             if section is not None:
                 block[task_type] = section.setup(preds, boot)
+            block["dawid_skene"] = llm_block(coded, preds.pred, boot["level"])
             blocks.append(block)
             shared.start()  # this setup's ECE intervals, on the other core meanwhile
         shared.fill()
@@ -191,12 +203,22 @@ def score_gold_set(
         "id": gold.id,
         "path": gold.path,
         "content_hash": gold.content_hash,
+        "clustering": clustering_block(gold),
         "humans": humans,
         "setups": blocks,
         "baseline": baseline_block(coded, boot["n_boot"], boot["seed"], boot["level"]),
-        "comparisons": compare_setups(coded.reference, predictions, len(labels), boot),
+        "comparisons": compare_setups(
+            coded.reference, predictions, len(labels), boot, clusters=coded.clusters
+        ),
+        "selection_adjusted": selection_block(
+            coded.reference, predictions, blocks, len(labels), boot, clusters=coded.clusters
+        ),
         "prompt_stability": inter_prompt_blocks(
             coded, setups, predictions, decision.get("prompt_groups") or {}, boot
+        ),
+        "power": power_block(
+            power_basis(coded.reference, predictions, len(labels), boot, coded.clusters),
+            decision.get("power"),
         ),
     }
 
@@ -207,6 +229,7 @@ def score_structured_gold_set(
     records_of: Callable[[str], list[LabelRecord]],
     task: TaskConfig,
     boot: dict[str, Any],
+    reference: str = "majority",
 ) -> dict[str, Any]:
     """Multi-label and rubric tasks: every label / axis scored as a task of its own."""
     parts = []
@@ -221,6 +244,7 @@ def score_structured_gold_set(
             part_labels,
             part_type,
             boot,
+            decision={**DEFAULT_DECISION, "reference": reference},
         )
         parts.append({"name": name, "type": part_type, "labels": part_labels, **scored})
     combined = []
@@ -238,6 +262,7 @@ def score_structured_gold_set(
         "id": gold.id,
         "path": gold.path,
         "content_hash": gold.content_hash,
+        "clustering": clustering_block(gold),
         "humans": {
             "n_items": len(gold.items),
             "n_annotators": len(gold.annotators),
@@ -270,6 +295,8 @@ def score_run(
     recalibration: str = "none",
     alt_test: dict[str, Any] | None = None,
     prompt_groups: dict[str, str] | None = None,
+    reference: str = "majority",
+    power: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Every metric, per gold set and setup; the dict written as metrics.json."""
     decision = {
@@ -278,6 +305,8 @@ def score_run(
         "recalibration": recalibration,
         "alt_test": alt_test or {},
         "prompt_groups": prompt_groups or {},
+        "reference": reference,
+        "power": power or {},
     }
     task_type = task.type if task else tasks_registry.DEFAULT
     scoring = tasks_registry.task_type(task_type).scoring
@@ -293,7 +322,7 @@ def score_run(
             return by_key.get((gold_id, setup_id), [])
 
         if task is not None and scoring == "parts":
-            scored = score_structured_gold_set(gold, setups, records_of, task, boot)
+            scored = score_structured_gold_set(gold, setups, records_of, task, boot, reference)
         elif task is not None and scoring == "orders":
             scored = st.score_ranking_gold_set(gold, setups, records_of, LabelSpace(task), boot)
         else:
@@ -311,7 +340,8 @@ def score_run(
             "n_boot": n_boot,
             "seed": seed,
             "level": level,
-            "method": "percentile, resampling items",
+            "method": "percentile, resampling items; BCa for accuracy, kappa and macro-F1 "
+            "below 100 resampled items or clusters (statistics.md section 4)",
         },
         "gold_sets": out_sets,
         "leaderboard": board,

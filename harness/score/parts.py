@@ -81,6 +81,7 @@ def calibration_block(
     with ece_intervals(shared, len(pred), boot) as eci:
         ece_iv = eci.interval(conf, correct, "uniform", within=has)
         ece_mass_iv = eci.interval(conf, correct, "quantile", within=has)
+        ece_debiased_iv = eci.interval(conf, correct, "debiased", within=has)
     return {
         "n": int(has.sum()),
         "sources": dict(preds.sources),
@@ -91,6 +92,8 @@ def calibration_block(
         "ece_equal_mass": _num(m.ece(conf, correct, n_bins=10, strategy="quantile")),
         # ECE is biased upward on small n (Nixon et al. 2019): both binnings get an interval.
         "ece_equal_mass_interval": ece_mass_iv,
+        # Its interval can hold 0 for a calibrated model; the plug-in ones cannot.
+        "ece_debiased": ece_debiased_iv,
         "brier": _num(m.brier_top_label(conf, correct)),
         "log_loss": _num(m.log_loss_top_label(conf, correct)),
         # Does confidence separate right from wrong labels? 0.5 = not at all.

@@ -12,12 +12,23 @@ import numpy as np
 from harness import metrics as m
 from harness import tasks
 from harness.core.records import GoldSet, LabelRecord
+from harness.metrics.dawid_skene import DawidSkeneFit
+from harness.score.clusters import cluster_codes
+from harness.score.reference import REFERENCES, fit_humans, reference_codes
 
 
 class CodedGoldSet:
     """A gold set as integer arrays: ratings (items x annotators), reference labels."""
 
-    def __init__(self, gold: GoldSet, labels: Sequence[str], task_type: str = tasks.DEFAULT):
+    def __init__(
+        self,
+        gold: GoldSet,
+        labels: Sequence[str],
+        task_type: str = tasks.DEFAULT,
+        reference: str = "majority",
+    ):
+        if reference not in REFERENCES:
+            raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
         self.gold = gold
         self.task_type = task_type
         self.labels = list(labels)
@@ -25,6 +36,9 @@ class CodedGoldSet:
         self.code = code
         self.item_ids = [item.id for item in gold.items]
         self.index = {item_id: i for i, item_id in enumerate(self.item_ids)}
+        # Each item's cluster as a code (None: items are independent): every interval of
+        # this gold set resamples whole clusters (score/clusters.py, statistics.md 3).
+        self.clusters = cluster_codes(gold.clusters)
         ann_index = {a: j for j, a in enumerate(gold.annotators)}
         ratings = np.full((len(gold.items), len(gold.annotators)), -1, dtype=np.int64)
         tie_break = np.full(len(gold.items), -1, dtype=np.int64)
@@ -39,6 +53,15 @@ class CodedGoldSet:
         self.reference = tasks.task_type(self.task_type).reference(
             ratings, len(labels), self.reference, self.no_majority, tie_break, code
         )
+        # Both references are kept (report.reference picks one; statistics.md 6).
+        self.rule_reference, self.reference_used = self.reference, reference
+        if reference == "dawid_skene":
+            self.reference = reference_codes(self)
+
+    @cached_property
+    def dawid_skene(self) -> DawidSkeneFit:
+        """The annotators' Dawid-Skene model: fitted once, when first asked for."""
+        return fit_humans(self.ratings, len(self.labels))
 
     @cached_property
     def humans_alpha(self) -> float:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from harness import metrics as m
+from harness.score.clusters import boot_at
 from harness.score.json_numbers import KAPPA_UNDEFINED, interval, num
 
 MIN_SLICE = 5  # fewer items than this say nothing; they are counted, not scored
@@ -30,16 +31,19 @@ def slices_block(
     pred: np.ndarray,
     n_classes: int,
     boot: dict[str, Any],
+    clusters: np.ndarray | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
+    """Per meta value; ``clusters`` (one per gold item) are resampled whole in each slice."""
     out: dict[str, list[dict[str, Any]]] = {}
     for field, values in slices.items():
         rows = []
         for value, idx in sorted(values.items()):
             row: dict[str, Any] = {"value": value, "n": len(idx)}
             if len(idx) >= MIN_SLICE:
-                row["accuracy"] = interval(m.accuracy_ci(ref[idx], pred[idx], **boot))
+                within = boot_at(boot, clusters, idx)
+                row["accuracy"] = interval(m.accuracy_ci(ref[idx], pred[idx], **within))
                 row["kappa"] = interval(
-                    m.kappa_ci(ref[idx], pred[idx], n_classes, **boot), KAPPA_UNDEFINED
+                    m.kappa_ci(ref[idx], pred[idx], n_classes, **within), KAPPA_UNDEFINED
                 )
             rows.append(row)
         out[field] = rows

@@ -80,7 +80,13 @@ def intra_prompt_block(
     if samples is None:
         return None
     a = intra_prompt_stability(
-        samples, len(coded.labels), _level(coded), boot["n_boot"], boot["seed"], boot["level"]
+        samples,
+        len(coded.labels),
+        _level(coded),
+        boot["n_boot"],
+        boot["seed"],
+        boot["level"],
+        clusters=coded.clusters,
     )
     return _agreement(a)
 
@@ -111,6 +117,7 @@ def inter_prompt_blocks(
             boot["n_boot"],
             boot["seed"],
             boot["level"],
+            clusters=coded.clusters,
         )
         out.append(
             {
@@ -134,6 +141,8 @@ def alt_test_block(coded: CodedGoldSet, pred: np.ndarray, cfg: dict[str, Any]) -
     epsilon = cfg.get("epsilon") or EPSILON[cfg.get("annotators", "skilled")]
     scoring = _level(coded)
     names = coded.gold.annotators
+    failures = cfg.get("failures", "worst")
+    convention = alt_failures(failures, coded, pred)
     try:
         r = alt_test(
             coded.ratings,
@@ -143,14 +152,16 @@ def alt_test_block(coded: CodedGoldSet, pred: np.ndarray, cfg: dict[str, Any]) -
             scoring=scoring,
             q=cfg.get("q", 0.05),
             min_items=cfg.get("min_items", 30),
+            failures=failures,
         )
     except ValueError as exc:
         # The statistic numbers annotators by column; the report names them.
         reason = re.sub(
             r"annotator (\d+)", lambda m: f"annotator {names[int(m.group(1))]}", str(exc)
         )
-        return {"refused": reason, "epsilon": epsilon, "scoring": scoring}
+        return {"refused": reason, "epsilon": epsilon, "scoring": scoring, **convention}
     return {
+        **convention,
         "passed": r.passed,
         "winning_rate": num(r.winning_rate),
         "advantage_probability": num(r.advantage_probability),
@@ -165,6 +176,21 @@ def alt_test_block(coded: CodedGoldSet, pred: np.ndarray, cfg: dict[str, Any]) -
         "skipped": [{"annotator": names[a], "n": n} for a, n in r.skipped],
         "per_annotator": [_alt_row(row, names) for row in r.per_annotator],
     }
+
+
+def alt_failures(failures: str, coded: CodedGoldSet, pred: np.ndarray) -> dict[str, Any]:
+    """The convention for failed LLM answers, stated beside the result: the authors' code
+    drops those items, prelabel's default scores them worst, so the two differ whenever
+    the LLM fails (statistics.md section 5)."""
+    n = int((((coded.ratings >= 0).sum(axis=1) >= 2) & (pred < 0)).sum())
+    if failures == "drop":
+        how = f"{n} item(s) the LLM failed on left out, as the authors' code does"
+    else:
+        how = (
+            f"{n} item(s) the LLM failed on scored as the worst answer "
+            "(the authors' code drops them)"
+        )
+    return {"failures": failures, "n_failed_items": n, "failures_note": how}
 
 
 def _alt_row(row: AltTestRow, names: Sequence[str]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from harness import metrics as m
 from harness.config import TaskConfig
 from harness.core.records import GoldSet, LabelRecord, Setup
 from harness.score import json_numbers as why
+from harness.score.clusters import boot_at, cluster_codes, clustering_block, subset
 from harness.score.json_numbers import interval as _iv
 from harness.score.json_numbers import num as _num
 from harness.score.json_numbers import with_note
@@ -43,16 +44,26 @@ def _mean_iv(values: list[float | None], n: int, level: float) -> dict[str, Any]
 
 def part_gold(gold: GoldSet, value: Callable[[Any], str | None]) -> GoldSet:
     """The gold set as seen by one part; items left without any annotation are dropped."""
-    items = []
-    for item in gold.items:
+    items, positions = [], []
+    for i, item in enumerate(gold.items):
         annotations = {
             a: v for a, v in ((a, value(x)) for a, x in item.annotations.items()) if v is not None
         }
         if annotations:
             gold_value = value(item.gold) if item.gold is not None else None
             items.append(replace(item, annotations=annotations, gold=gold_value))
+            positions.append(i)
     annotators = tuple(sorted({a for item in items for a in item.annotations}))
-    return GoldSet(gold.id, gold.path, tuple(items), annotators, gold.content_hash)
+    return GoldSet(
+        gold.id,
+        gold.path,
+        tuple(items),
+        annotators,
+        gold.content_hash,
+        cluster_by=gold.cluster_by,
+        clusters=subset(gold, positions),
+        grouping_warning=gold.grouping_warning,
+    )
 
 
 def part_records(
@@ -117,6 +128,7 @@ def combined_multilabel(
             pred[i] = [name in r.label for name in names]
     ref = m.multilabel_reference(ratings)
     scores = m.multilabel_metrics(ref, pred)
+    boot = boot_at(boot, cluster_codes(gold.clusters))
     return _combined(
         setup,
         parts,
@@ -235,6 +247,7 @@ def score_ranking_gold_set(
             if codes is not None and len(codes) == n_cand:
                 rankings[i, annotators[a]] = codes
     ref = m.borda_reference(rankings)
+    clustered = boot_at(boot, cluster_codes(gold.clusters))
     blocks = []
     for setup in setups:
         pred = np.full((len(items), n_cand), -1, dtype=np.int64)
@@ -254,9 +267,9 @@ def score_ranking_gold_set(
         ceiling = m.ranking_human_ceiling(rankings, pred)
         tau_ann, rho_ann, n_pairs = m.ranking_against_annotators(rankings, pred)
         records = records_of(setup.id)
-        top1 = _iv(m.ranking_ci(ref, pred, "top1", **boot))
-        tau = _iv(m.ranking_ci(ref, pred, "tau", **boot), why.NO_ANSWERS)
-        rho = _iv(m.ranking_ci(ref, pred, "rho", **boot), why.NO_ANSWERS)
+        top1 = _iv(m.ranking_ci(ref, pred, "top1", **clustered))
+        tau = _iv(m.ranking_ci(ref, pred, "tau", **clustered), why.NO_ANSWERS)
+        rho = _iv(m.ranking_ci(ref, pred, "rho", **clustered), why.NO_ANSWERS)
         blocks.append(
             {
                 "setup": setup.id,
@@ -308,6 +321,7 @@ def score_ranking_gold_set(
         "id": gold.id,
         "path": gold.path,
         "content_hash": gold.content_hash,
+        "clustering": clustering_block(gold),
         "humans": {
             "n_items": len(items),
             "n_annotators": len(annotators),

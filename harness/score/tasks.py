@@ -11,6 +11,7 @@ import numpy as np
 
 from harness import metrics as m
 from harness.score import json_numbers as why
+from harness.score.clusters import boot_at
 from harness.score.json_numbers import interval as _iv
 from harness.score.json_numbers import note_nulls
 from harness.score.json_numbers import num as _num
@@ -62,6 +63,7 @@ def ordinal_setup(
 ) -> dict[str, Any]:
     k = len(coded.labels)
     ref, pred = coded.reference, preds.pred
+    boot = boot_at(boot, coded.clusters)
     ceiling = m.ordinal_human_ceiling(coded.ratings, pred, k)
     rel_humans = m.reliability_matrix(coded.ratings)
     rel_with = m.reliability_matrix(np.column_stack([coded.ratings, pred]))
@@ -194,6 +196,7 @@ def pairwise_setup(
 ) -> dict[str, Any]:
     ref = _outcomes(coded, coded.reference)
     pred = _outcomes(coded, preds.pred)
+    boot = boot_at(boot, coded.clusters)
     block: dict[str, Any] = {
         "agreement_with_ties": _iv(
             m.pairwise_ci(ref, pred, "agreement_with_ties", **boot),

@@ -41,6 +41,10 @@ def test_new_items_are_routed_by_the_evaluation_threshold(srv, experiment, tmp_p
     assert (pos["ppi"]["n_gold"], pos["ppi"]["n_unlabeled"]) == (12, 4)
     assert pos["naive_llm_only"]["estimate"] == pytest.approx(0.5)
     assert pos["ppi"]["low"] < 0.5 < pos["ppi"]["high"]
+    # 12 gold items is far below where PPI's normal interval keeps its level: said in the
+    # file and on the console.
+    assert est["small_n"]["figure"] == "ppi" and est["small_n"]["n"] == 12
+    assert "PPI on 12" in result.output
     # Labels are cached: labelling again costs nothing.
     calls = len(srv.requests)
     assert invoke("label", str(exp.config), "--input", str(new)).exit_code == 0

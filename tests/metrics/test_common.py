@@ -1090,19 +1090,10 @@ def test_calibration_lists_partition():
     assert set(CALIBRATION_BOUNDS) == set(CALIBRATION_PERFECT) == names
 
 
-# harness bug found by this file (not fixed here): ece(..., strategy="quantile") on empty
-# input raises IndexError (np.quantile of nothing) instead of returning the documented nan;
-# so do reliability_bins and ece_ci with that strategy.
-EMPTY_QUANTILE_BUG = pytest.mark.xfail(
-    raises=IndexError, strict=True, reason="ece quantile binning crashes on empty input"
-)
-
-
-def _known_empty_bug(names, buggy: str) -> list:
-    return [pytest.param(n, marks=EMPTY_QUANTILE_BUG) if n == buggy else n for n in names]
-
-
-@pytest.mark.parametrize("name", _known_empty_bug(sorted(CALIBRATION_METRICS), "ece_quantile"))
+# Equal-mass bins of no items once raised IndexError (np.quantile of nothing) in ece,
+# reliability_bins and ece_ci instead of the documented nan (issue 17; reliability_bins:
+# tests/metrics/test_small_n.py).
+@pytest.mark.parametrize("name", sorted(CALIBRATION_METRICS))
 def test_calibration_of_no_items_is_undefined(name):
     assert undefined(CALIBRATION_METRICS[name](np.array([]), np.array([], dtype=np.int64)))
 
@@ -1903,7 +1894,7 @@ def _empty_case(name: str) -> tuple:
     return EMPTY_CASES["labels"]
 
 
-@pytest.mark.parametrize("name", _known_empty_bug(sorted(INTERVALS), "ece_ci_quantile"))
+@pytest.mark.parametrize("name", sorted(INTERVALS))
 def test_interval_over_no_items_is_undefined(name):
     interval = INTERVALS[name].ci(_empty_case(name), 0)
     assert (interval.n, interval.n_boot) == (0, 0)

@@ -207,9 +207,9 @@ def test_coverage_biased_llm():
 
 
 def test_matches_ppi_py():
-    ppi_py = pytest.importorskip(
-        "ppi_py", reason="ppi-python (reference implementation) is not installed"
-    )
+    # A plain import, not importorskip: ppi-python is in the dev extra, and a reference
+    # check that silently skips is one that never runs (issue 17).
+    import ppi_py
     from ppi_py import classical_mean_ci
 
     rng = np.random.default_rng(11)

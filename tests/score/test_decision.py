@@ -305,11 +305,14 @@ def test_none_qualifies_lists_what_each_setup_misses():
     setups = [block("a", kappa=(0.29, 0.18), ece=0.37), block("b", kappa=(0.19, 0.06))]
     r = recommend(gold_set(*setups), report(min_kappa_low=0.4, max_ece=0.15), COSTS)
     assert r["recommended"] is None and r["runner_up"] is None and r["vs_runner_up"] is None
-    assert r["setups"][0]["misses"] == ["kappa lower bound 0.180 < 0.40", "ECE 0.370 > 0.15"]
-    assert r["setups"][1]["misses"] == ["kappa lower bound 0.060 < 0.40"]
+    # These blocks carry no `selection_adjusted` (as a metrics.json from before it): the
+    # check says it used each setup's own bound.
+    own = " (own interval, not selection-adjusted)"
+    assert r["setups"][0]["misses"] == [f"kappa lower bound 0.180 < 0.40{own}", "ECE 0.370 > 0.15"]
+    assert r["setups"][1]["misses"] == [f"kappa lower bound 0.060 < 0.40{own}"]
     assert r["reason"] == (
-        "No setup meets the constraints: `a` misses kappa lower bound 0.180 < 0.40, "
-        "ECE 0.370 > 0.15; `b` misses kappa lower bound 0.060 < 0.40."
+        f"No setup meets the constraints: `a` misses kappa lower bound 0.180 < 0.40{own}, "
+        f"ECE 0.370 > 0.15; `b` misses kappa lower bound 0.060 < 0.40{own}."
     )
     md = "\n".join(decision_md({"gold_sets": [{**gold_set(*setups), "recommendation": r}]}))
     assert "**No setup qualifies.**" in md
