@@ -26,6 +26,7 @@ import yaml
 from typer.testing import CliRunner
 
 from harness.cli.app import app
+from harness.core.records import RunManifest
 
 try:  # tests/ on sys.path (rootdir conftest, no tests/__init__.py)
     from fake_openai import FakeOpenAIServer, Reply, keyword_labeler, last_user_text
@@ -346,3 +347,25 @@ def line_of(path: Path, needle: str) -> int:
         if needle in line:
             return i
     raise AssertionError(f"{needle!r} not in {path}")
+
+
+def bare_manifest() -> RunManifest:
+    """A complete run's manifest with placeholder provenance: for rendering the reports of
+    metrics scored in memory, where no run folder exists."""
+    return RunManifest(
+        run_id="r",
+        status="complete",
+        prelabel_version="0",
+        config_path="c.yaml",
+        config_hash="0",
+        config={},
+        prompt_hashes={},
+        gold_set_hashes={},
+        setups=[],
+        packages={},
+        python="3",
+        platform="test",
+        git_commit=None,
+        git_dirty=None,
+        started_at="2025-01-01T00:00:00Z",
+    )

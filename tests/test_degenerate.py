@@ -30,11 +30,12 @@ from typing import Any
 import jsonschema
 import numpy as np
 import pytest
+from conftest import bare_manifest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.config import Experiment
-from harness.core.records import GoldItem, GoldSet, LabelRecord, RunManifest, Setup
+from harness.core.records import GoldItem, GoldSet, LabelRecord, Setup
 from harness.report.writer import write_reports
 from harness.run.pipeline import score_experiment
 from harness.score.json_numbers import NOT_FINITE, finite_tree
@@ -329,26 +330,6 @@ def experiments(draw, task_type: str | None = None):
 # ---------------------------------------------------------------- the contract
 
 
-def _manifest() -> RunManifest:
-    return RunManifest(
-        run_id="r",
-        status="complete",
-        prelabel_version="0",
-        config_path="c.yaml",
-        config_hash="0",
-        config={},
-        prompt_hashes={},
-        gold_set_hashes={},
-        setups=[],
-        packages={},
-        python="3",
-        platform="test",
-        git_commit=None,
-        git_dirty=None,
-        started_at="2025-01-01T00:00:00Z",
-    )
-
-
 def _reject_constant(name: str) -> float:
     raise AssertionError(f"metrics.json holds the non-JSON number {name}")
 
@@ -396,7 +377,7 @@ def score_and_report(exp, golds, setups, records, run_dir: Path) -> dict[str, An
     metrics["run_id"] = "r"
     metrics["experiment"] = exp.name
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_reports(run_dir, _manifest(), metrics)
+    write_reports(run_dir, bare_manifest(), metrics)
     return check_contract(run_dir / "metrics.json", run_dir)
 
 
@@ -497,7 +478,7 @@ def test_the_writer_turns_a_non_finite_number_into_null_with_a_note(tmp_path, ca
     block = metrics["gold_sets"][0]["setups"][0]
     block["kappa"]["low"] = float("-inf")
     block["usage"]["n_records"] = np.int64(2)  # numpy scalars are not JSON either
-    write_reports(tmp_path, _manifest(), metrics)
+    write_reports(tmp_path, bare_manifest(), metrics)
     data = json.loads((tmp_path / "metrics.json").read_text(), parse_constant=_reject_constant)
     kappa = data["gold_sets"][0]["setups"][0]["kappa"]
     assert kappa["low"] is None and f"low {NOT_FINITE} (-inf)" in kappa["note"]

@@ -10,8 +10,9 @@ from pathlib import Path
 import jsonschema
 import numpy as np
 import pytest
+from conftest import bare_manifest
 
-from harness.core.records import GoldItem, GoldSet, LabelRecord, RunManifest, Setup
+from harness.core.records import GoldItem, GoldSet, LabelRecord, Setup
 from harness.report.html import render_html
 from harness.report.markdown import render_markdown
 from harness.score.json_numbers import finite_tree
@@ -120,23 +121,7 @@ def test_the_report_shows_each_raters_estimated_accuracy_with_interval_and_n():
     truth, ratings = careless_crowd()
     records = _records("flaky", [int(c) if i % 4 else None for i, c in enumerate(truth)])
     metrics = _score(_gold(ratings, "abcde"), records, [Setup("flaky", "p", "m")], "dawid_skene")
-    manifest = RunManifest(
-        run_id="r",
-        status="complete",
-        prelabel_version="0",
-        config_path="c",
-        config_hash="h" * 64,
-        config={},
-        prompt_hashes={},
-        gold_set_hashes={},
-        setups=[],
-        packages={},
-        python="3",
-        platform="x",
-        git_commit=None,
-        git_dirty=None,
-        started_at="t",
-    )
+    manifest = bare_manifest()
     block = metrics["gold_sets"][0]["humans"]["dawid_skene"]
     a = block["annotators"][0]["accuracy"]
     llm = metrics["gold_sets"][0]["setups"][0]["dawid_skene"]["accuracy"]

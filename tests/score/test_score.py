@@ -7,8 +7,9 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from conftest import bare_manifest
 
-from harness.core.records import GoldItem, GoldSet, LabelRecord, RunManifest, Setup
+from harness.core.records import GoldItem, GoldSet, LabelRecord, Setup
 from harness.report.markdown import render_markdown
 from harness.score.metrics_json import score_run
 
@@ -140,23 +141,7 @@ def test_leaderboard_sorted_by_kappa_and_markdown_shows_n() -> None:
     m = scored(records, [bad, good])
     assert [r["setup"] for r in m["leaderboard"]] == ["good@m", "bad@m"]
     assert m["leaderboard"][0]["kappa"] == pytest.approx(1.0)
-    manifest = RunManifest(
-        run_id="r",
-        status="complete",
-        prelabel_version="0",
-        config_path="c",
-        config_hash="h" * 64,
-        config={},
-        prompt_hashes={},
-        gold_set_hashes={},
-        setups=[],
-        packages={},
-        python="3",
-        platform="x",
-        git_commit=None,
-        git_dirty=None,
-        started_at="t",
-    )
+    manifest = bare_manifest()
     text = render_markdown(manifest, m)
     assert "| 1 | `good@m` | 6 | 1.000" in text
     assert "majority-class baseline" in text

@@ -5,12 +5,12 @@ from __future__ import annotations
 import jsonschema
 import numpy as np
 import pytest
+from conftest import bare_manifest
 
 from harness.core.records import (
     GoldItem,
     GoldSet,
     LabelRecord,
-    RunManifest,
     Setup,
 )
 from harness.metrics.alt_test import alt_test
@@ -19,26 +19,6 @@ from harness.score.metrics_json import score_run
 from harness.score.predictions import CodedGoldSet
 
 from .test_score import LABELS, SCHEMA, gold_set, rec
-
-
-def manifest() -> RunManifest:
-    return RunManifest(
-        run_id="r",
-        status="complete",
-        prelabel_version="0",
-        config_path="c.yaml",
-        config_hash="h",
-        config={},
-        prompt_hashes={},
-        gold_set_hashes={},
-        setups=[],
-        packages={},
-        python="3",
-        platform="p",
-        git_commit=None,
-        git_dirty=None,
-        started_at="t",
-    )
 
 
 def test_samples_give_intra_prompt_stability_with_hand_counts():
@@ -53,7 +33,7 @@ def test_samples_give_intra_prompt_stability_with_hand_counts():
     assert st["runs"] == 2 and st["n_items"] == 6
     assert st["flip_rate"] == pytest.approx(2 / 6, abs=1e-6)
     assert st["alpha"]["low"] <= st["alpha"]["estimate"] <= st["alpha"]["high"]
-    text = render_markdown(manifest(), {**m, "run_id": "r", "experiment": "e"})
+    text = render_markdown(bare_manifest(), {**m, "run_id": "r", "experiment": "e"})
     assert "Stability over 2 samples per item (n=6 items)" in text
 
 

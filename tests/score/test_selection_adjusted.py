@@ -10,9 +10,10 @@ from pathlib import Path
 import jsonschema
 import numpy as np
 import pytest
+from conftest import bare_manifest
 
 from harness.config import CostConfig, Experiment, ReportConfig
-from harness.core.records import GoldItem, GoldSet, LabelRecord, RunManifest, Setup
+from harness.core.records import GoldItem, GoldSet, LabelRecord, Setup
 from harness.report.decision_md import decision_section
 from harness.report.html import render_html
 from harness.run.pipeline import score_experiment
@@ -122,26 +123,6 @@ def test_the_reports_show_the_adjusted_interval_with_its_n_and_its_promise(ten):
     assert f"(n = {N_ITEMS} items)" in line and "95% simultaneous over the 10 setups" in line
     assert f"[{sa['kappa']['low']:.3f}, {sa['kappa']['high']:.3f}]" in line
     assert "every one of the 10 setups' true accuracy lies in its adjusted interval" in line
-    html = render_html(_manifest(), {**ten, "run_id": "r", "experiment": "selection"})
+    html = render_html(bare_manifest(), {**ten, "run_id": "r", "experiment": "selection"})
     assert "<strong>After selection</strong> (n = 150 items)" in html
     assert f"[{sa['kappa']['low']:.3f}, {sa['kappa']['high']:.3f}]" in html
-
-
-def _manifest() -> RunManifest:
-    return RunManifest(
-        run_id="r",
-        status="complete",
-        prelabel_version="0",
-        config_path="c.yaml",
-        config_hash="0",
-        config={},
-        prompt_hashes={},
-        gold_set_hashes={},
-        setups=[],
-        packages={},
-        python="3",
-        platform="test",
-        git_commit=None,
-        git_dirty=None,
-        started_at="2025-01-01T00:00:00Z",
-    )
