@@ -7,6 +7,7 @@ from __future__ import annotations
 import jsonschema
 import numpy as np
 import pytest
+from conftest import bare_manifest
 from scipy.stats import ttest_1samp
 
 from harness.core.records import LabelRecord, Setup
@@ -15,7 +16,7 @@ from harness.report.markdown import render_markdown
 from harness.score.metrics_json import score_run
 
 from .test_score import LABELS, SCHEMA
-from .test_score_stability import big_gold, manifest
+from .test_score_stability import big_gold
 
 
 def _panel(seed: int, n: int = 150, m: int = 4, k: int = 3, fail: float = 0.15):
@@ -149,7 +150,7 @@ def test_metrics_json_and_report_state_the_convention():
         jsonschema.validate(full, SCHEMA)
         blocks[failures] = block = m["gold_sets"][0]["setups"][0]["alt_test"]
         assert block["failures"] == failures and block["n_failed_items"] == 20
-        text = render_markdown(manifest(), full)
+        text = render_markdown(bare_manifest(), full)
         assert f"Failed answers: {block['failures_note']}" in text
     assert "scored as the worst" in blocks["worst"]["failures_note"]
     assert "left out" in blocks["drop"]["failures_note"]

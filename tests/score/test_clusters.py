@@ -266,7 +266,7 @@ def recording_unclustered():
 def test_the_reports_state_the_clustering_or_the_grouping_warning():
     from dataclasses import replace
 
-    from test_degenerate import _manifest
+    from conftest import bare_manifest
 
     from harness.report.html import render_html
     from harness.report.markdown import render_markdown
@@ -274,7 +274,7 @@ def test_the_reports_state_the_clustering_or_the_grouping_warning():
     def reports(gold: GoldSet) -> tuple[str, str]:
         metrics = score_run([gold], SETUPS, records(gold), LABELS, n_boot=50)
         metrics.update(run_id="r", experiment="e")
-        return render_markdown(_manifest(), metrics), render_html(_manifest(), metrics)
+        return render_markdown(bare_manifest(), metrics), render_html(bare_manifest(), metrics)
 
     md, html = reports(grouped_gold())
     statement = "Clustered items: 40 items in 8 clusters by `meta.conv` (mean size 5.0"
