@@ -561,6 +561,7 @@ class FakeOpenAIServer:
         app.router.add_post("/chat/completions", self._chat_completions)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/models", self._models)
+        self._routes(app)
         runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=self.shutdown_timeout
         )
@@ -574,6 +575,9 @@ class FakeOpenAIServer:
             await self._stopping.wait()
         finally:
             await runner.cleanup()
+
+    def _routes(self, app: web.Application) -> None:
+        """More routes for a subclass (tests/fake_batches.py: Files and Batches)."""
 
     # ------------------------------------------------------------------ handlers
 

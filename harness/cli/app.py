@@ -19,7 +19,15 @@ from harness.cli import gate as cli_gate
 from harness.cli import labelstudio as cli_labelstudio
 from harness.cli import power as cli_power
 from harness.cli import progress as cli_progress
-from harness.cli.common import ConfigArg, err, fail, out, warn, warn_if_no_boundary
+from harness.cli.common import (
+    ConfigArg,
+    err,
+    fail,
+    out,
+    stopped_advice,
+    warn,
+    warn_if_no_boundary,
+)
 from harness.cli.leaderboard import print_leaderboard
 from harness.core.errors import Problem, UserError
 from harness.core.money import usd
@@ -171,6 +179,15 @@ def plan_command(
         out.print(f"{what.replace('_', ' ')}: {how}", highlight=False)
     if unknown:
         out.print(f"price unknown for {unknown}", highlight=False)
+    for r in estimate["setups"]:
+        if r.get("batch") and r["to_call"]:
+            live = "unknown" if r["live_cost_usd"] is None else usd(r["live_cost_usd"])
+            saving = "unknown" if r["saving_usd"] is None else usd(r["saving_usd"])
+            out.print(
+                f"batch mode {r['setup']}: {usd(r['cost_usd'])} instead of {live} live, "
+                f"saving {saving}; answered within 24 h (run.batch_deadline_h)",
+                highlight=False,
+            )
     budget = estimate["budget_usd"]
     if budget is not None and unknown:
         out.print(f"run.budget_usd ${budget}: a run stops after its first call to {unknown}")
@@ -274,10 +291,9 @@ def run(
             highlight=False,
         )
     if result.metrics is None:
-        key = "run.max_calls" if t.stopped == "max_calls" else "run.budget_usd"
         err.print(
-            f"[yellow]stopped: {t.stopped}[/] {key} reached; labels so far are cached. "
-            f"Raise {key} and continue this run: prelabel run {config} --resume {result.run_dir}",
+            f"[yellow]stopped: {t.stopped}[/] {stopped_advice(t.stopped)} and continue this "
+            f"run: prelabel run {config} --resume {result.run_dir}",
             highlight=False,
         )
         raise typer.Exit(1)

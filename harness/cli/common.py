@@ -41,3 +41,16 @@ def fail(exc: UserError) -> None:
     err.print("[bold red]error[/]", end=": ")
     err.print(str(exc), markup=False, highlight=False)
     raise typer.Exit(2)
+
+
+STOPPED = {
+    "budget": "run.budget_usd reached; labels so far are cached. Raise run.budget_usd",
+    "max_calls": "run.max_calls reached; labels so far are cached. Raise run.max_calls",
+    "batch_deadline": "run.batch_deadline_h passed while batches were still running at the "
+    "provider; their ids are kept beside the cache, and nothing is sent twice. Later",
+}
+
+
+def stopped_advice(reason: str | None) -> str:
+    """What a run stopped short by `reason` means, ending where "continue this run" fits."""
+    return STOPPED.get(reason or "", "labels so far are cached. When the cause is fixed")

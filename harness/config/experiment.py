@@ -142,6 +142,10 @@ class ModelConfig(Strict):
     # Mask e-mails, phones, card numbers, IPs (and own regexes) in item text before it is
     # sent to this model (harness/inputs/pii.py): true, or {kinds: [...], patterns: {name: regex}}.
     mask_pii: PiiConfig | None = None
+    # Batch mode (harness/run/batch.py): uncached calls go to the provider's batch API (half
+    # the price, no live rate limits, answered within 24 h) instead of live calls.
+    batch: bool = False
+    batch_discount: float = Field(default=0.5, ge=0, lt=1)  # off the live price
 
     @field_validator("mask_pii", mode="before")
     @classmethod
@@ -158,6 +162,16 @@ class ModelConfig(Strict):
             raise LocatedValueError(
                 "mask_pii has no effect on replayed labels (nothing is sent); remove it",
                 ("mask_pii",),
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _batch_needs_a_batch_api(self) -> ModelConfig:
+        if self.batch and self.kind.batch is None:
+            raise LocatedValueError(
+                f"batch: true needs a provider with a batch API; {self.kind.name} models "
+                "are not called over one (remove batch: true)",
+                ("batch",),
             )
         return self
 
@@ -209,6 +223,12 @@ class RunConfig(Strict):
     # Hard cap on the requests this run sends (retries included; cached labels are free).
     # Reached: the run stops like for the budget, resumable; 0 = use the cache only.
     max_calls: int | None = Field(default=None, ge=0)
+    # Batch mode (models with batch: true): how often to ask a batch's state, how long to
+    # wait for it in this process (the batch goes on at the provider; rerun to collect it),
+    # and whether requests that failed inside a batch are retried in a new batch or live.
+    batch_poll_s: float = Field(default=30.0, gt=0)
+    batch_deadline_h: float = Field(default=24.0, gt=0)
+    batch_retry: Literal["batch", "live"] = "batch"
 
 
 class JuryConfig(Strict):

@@ -15,7 +15,9 @@ Built in:
 - `replay/<path>.jsonl`: labels that already exist in a file; no calls at all
   (harness/inputs/replay.py reads them).
 
-A provider answers a `CallSpec` with a `ProviderReply` or raises `ProviderError`.
+A provider answers a `CallSpec` with a `ProviderReply` or raises `ProviderError`. A provider
+with a batch API (`batch: true` on a model entry) also has a `batch` factory: the endpoint
+that takes many calls at once at a discount (harness/providers/batches.py).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class Provider(Protocol):
 
 
 Factory = Callable[["ModelConfig", Path], Provider]
+BatchFactory = Callable[["ModelConfig"], Any]  # -> harness.providers.batches.BatchAPI
 Prices = tuple[float, float]  # USD per (input, output) token
 
 
@@ -72,6 +75,9 @@ class ProviderKind:
     model_file: Callable[[str, Path], Path] | None = None
     count_tokens: Callable[[str, Sequence[Mapping[str, Any]]], int] | None = None
     prices: Callable[[str], Prices | None] | None = None
+    # Batch mode: the model's batch endpoint, and the batch prices the price map knows.
+    batch: BatchFactory | None = None
+    batch_prices: Callable[[str], Prices | None] | None = None
 
     @property
     def called(self) -> bool:
@@ -100,6 +106,33 @@ def provider_of(model: str) -> ProviderKind:
     """The provider serving a model string: the longest registered prefix it starts with."""
     matching = [k for k in PROVIDERS.values() if model.startswith(k.prefix)]
     return max(matching, key=lambda k: len(k.prefix))
+
+
+def live_prices(model: ModelConfig) -> tuple[Prices | None, str]:
+    """((input, output) USD per token of a live call, source), or (None, "unknown")."""
+    if model.input_cost_per_mtok is not None or model.output_cost_per_mtok is not None:
+        per_in, per_out = model.input_cost_per_mtok or 0.0, model.output_cost_per_mtok or 0.0
+        return (per_in / 1e6, per_out / 1e6), "config"
+    kind = model.kind
+    if kind.prices is None:
+        return (0.0, 0.0), kind.name  # in-process or replayed: no money spent
+    price = kind.prices(model.model)
+    return (price, f"{kind.name} price map") if price is not None else (None, "unknown")
+
+
+def batch_prices(model: ModelConfig) -> tuple[Prices | None, str]:
+    """What a call costs in batch mode: the price map's batch prices where it has them,
+    else the live price less the model's `batch_discount` (0.5: OpenAI's and Anthropic's)."""
+    live, source = live_prices(model)
+    kind = model.kind
+    if source != "config" and kind.batch_prices is not None:
+        price = kind.batch_prices(model.model)
+        if price is not None:
+            return price, f"{kind.name} price map (batch)"
+    if live is None:
+        return None, source
+    keep = 1.0 - model.batch_discount
+    return (live[0] * keep, live[1] * keep), f"{source}, less {model.batch_discount:.0%} (batch)"
 
 
 def make_provider(model: ModelConfig, base: Path) -> Provider:
@@ -139,6 +172,27 @@ def _litellm_prices(model: str) -> Prices | None:
     return float(per_in or 0.0), float(per_out or 0.0)
 
 
+def _litellm_batch_prices(model: str) -> Prices | None:
+    from harness.providers.litellm_provider import _litellm
+
+    try:
+        info = _litellm().get_model_info(model)
+    except Exception:
+        return None
+    per_in = info.get("input_cost_per_token_batches")
+    per_out = info.get("output_cost_per_token_batches")
+    if per_in is None and per_out is None:
+        return None
+    return float(per_in or 0.0), float(per_out or 0.0)
+
+
+def _litellm_batches(model: ModelConfig) -> Any:
+    """OpenAI's Batch API (and OpenAI-compatible servers that have it)."""
+    from harness.providers.openai_batch import OpenAIBatches
+
+    return OpenAIBatches(model)
+
+
 def _local_provider(model: ModelConfig, base: Path) -> Provider:
     from harness.providers.local import LocalProvider
 
@@ -153,7 +207,13 @@ def _local_file(model: str, base: Path) -> Path:
 
 register(
     ProviderKind(
-        "litellm", "", _litellm_provider, count_tokens=_litellm_tokens, prices=_litellm_prices
+        "litellm",
+        "",
+        _litellm_provider,
+        count_tokens=_litellm_tokens,
+        prices=_litellm_prices,
+        batch=_litellm_batches,
+        batch_prices=_litellm_batch_prices,
     )
 )
 register(ProviderKind("local", "local/", _local_provider, in_process=True, model_file=_local_file))

@@ -66,20 +66,7 @@ class LiteLLMProvider:
 
     async def complete(self, spec: CallSpec, timeout_s: float) -> ProviderReply:
         cfg = self.config
-        kwargs: dict[str, Any] = dict(spec.params)
-        if "seed" in kwargs:  # one seed for all samples would make them all the same answer
-            kwargs["seed"] = int(kwargs["seed"]) + spec.sample
-        if spec.response_schema is not None:
-            kwargs["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": "label",
-                    "schema": dict(spec.response_schema),
-                    "strict": True,
-                },
-            }
-        if spec.top_logprobs:
-            kwargs.update(logprobs=True, top_logprobs=spec.top_logprobs)
+        kwargs = request_params(spec)
         if cfg.api_base:
             kwargs["api_base"] = cfg.api_base
         if self.api_key:
@@ -136,6 +123,23 @@ class LiteLLMProvider:
             return float(self.litellm.completion_cost(completion_response=resp))
         except Exception:  # unknown model in the price map: cost unknown, not zero
             return None
+
+
+def request_params(spec: CallSpec) -> dict[str, Any]:
+    """The chat-completion parameters of a call besides model and messages: the same for a
+    live call and a line of a batch (harness/providers/openai_batch.py), so both ask the
+    same question and share one cache entry."""
+    kwargs: dict[str, Any] = dict(spec.params)
+    if "seed" in kwargs:  # one seed for all samples would make them all the same answer
+        kwargs["seed"] = int(kwargs["seed"]) + spec.sample
+    if spec.response_schema is not None:
+        kwargs["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "label", "schema": dict(spec.response_schema), "strict": True},
+        }
+    if spec.top_logprobs:
+        kwargs.update(logprobs=True, top_logprobs=spec.top_logprobs)
+    return kwargs
 
 
 SECRET_ENV = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)

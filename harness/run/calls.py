@@ -31,6 +31,7 @@ from harness.config import RunConfig
 from harness.core.errors import UserError
 from harness.core.records import CallSpec, LabelRecord, ProviderReply
 from harness.providers import Provider, make_provider
+from harness.run.batch_journal import folder_of
 from harness.run.plan import Plan
 from harness.run.provider_health import locate
 from harness.run.runner import LabelSink, ReplyCache, Runner, RunSettings, RunTotals
@@ -70,6 +71,12 @@ def run_settings(run: RunConfig, *, caps: bool = True) -> dict[str, Any]:
     }
     if caps:
         settings.update(budget_usd=run.budget_usd, max_calls=run.max_calls)
+        # Batch mode waits for hours: a full run's matter. The canary's few calls go live.
+        settings.update(
+            batch_poll_s=run.batch_poll_s,
+            batch_deadline_h=run.batch_deadline_h,
+            batch_retry=run.batch_retry,
+        )
     return settings
 
 
@@ -140,6 +147,9 @@ class Calls:
             if self.on_record is not None:
                 self.on_record(record)
 
+        directory = getattr(self.cache, "directory", None)
+        if self.settings.batch_dir is None and directory is not None:
+            self.settings.batch_dir = folder_of(directory)  # journals beside the cache
         try:
             providers = self.providers
             if providers is None:  # a missing API key: raised where the caller records it

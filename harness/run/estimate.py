@@ -22,6 +22,7 @@ from typing import Any
 
 from harness.config import ModelConfig
 from harness.core.records import CallSpec
+from harness.providers import batch_prices, live_prices
 from harness.run.plan import CHARS_PER_TOKEN, Plan
 
 DEFAULT_OUTPUT_TOKENS = 16
@@ -44,15 +45,9 @@ def output_tokens(spec: CallSpec) -> tuple[int, str]:
 
 
 def prices(model: ModelConfig) -> tuple[tuple[float, float] | None, str]:
-    """((input, output) USD per token, source), or (None, "unknown")."""
-    if model.input_cost_per_mtok is not None or model.output_cost_per_mtok is not None:
-        per_in, per_out = model.input_cost_per_mtok or 0.0, model.output_cost_per_mtok or 0.0
-        return (per_in / 1e6, per_out / 1e6), "config"
-    kind = model.kind
-    if kind.prices is None:
-        return (0.0, 0.0), kind.name  # in-process or replayed: no money spent
-    price = kind.prices(model.model)
-    return (price, f"{kind.name} price map") if price is not None else (None, "unknown")
+    """((input, output) USD per token, source), or (None, "unknown"): a batch model's batch
+    price (harness/providers: batch_prices), else the live price."""
+    return batch_prices(model) if model.batch else live_prices(model)
 
 
 def cost(price: tuple[float, float] | None, tokens_in: int, tokens_out: int) -> float | None:
@@ -85,8 +80,10 @@ def estimate_plan(plan: Plan, is_cached: Any) -> dict[str, Any]:
             ),
             "output_token_basis": set(),
             "replayed": not model.kind.called,
+            **({"batch": True, "live_cost_usd": 0.0} if model.batch else {}),
         }
     price_of = {m.id: prices(m) for m in models.values() if m.kind.called}
+    live_of = {m.id: live_prices(m)[0] for m in models.values() if m.batch}
     seen: set[str] = set()
     for spec in plan.specs:
         row = rows[spec.setup_id]
@@ -113,6 +110,13 @@ def estimate_plan(plan: Plan, is_cached: Any) -> dict[str, Any]:
         row["cost_usd"] = (
             None if spent is None or row["cost_usd"] is None else row["cost_usd"] + spent
         )
+        if "live_cost_usd" in row:  # batch mode: what the same calls would cost live
+            live = cost(live_of[spec.model_id], tokens_in, tokens_out)
+            row["live_cost_usd"] = (
+                None
+                if live is None or row["live_cost_usd"] is None
+                else row["live_cost_usd"] + live
+            )
     for setup in plan.setups:
         row = rows[setup.id]
         row["cached_share"] = row["cached"] / row["calls"] if row["calls"] else None
@@ -124,6 +128,14 @@ def estimate_plan(plan: Plan, is_cached: Any) -> dict[str, Any]:
                 row["cost_usd"] = None
         if row["cost_usd"] is not None:
             row["cost_usd"] = round(row["cost_usd"], 8)
+        if "live_cost_usd" in row:
+            live = row["live_cost_usd"]
+            row["live_cost_usd"] = None if live is None else round(live, 8)
+            row["saving_usd"] = (
+                None
+                if live is None or row["cost_usd"] is None
+                else round(live - row["cost_usd"], 8)
+            )
     table = list(rows.values()) + jury_rows(plan.resolved.experiment.juries)
     unknown = [r["setup"] for r in table if r["cost_usd"] is None and r["to_call"]]
     calls = sum(r["calls"] for r in table)
@@ -142,6 +154,8 @@ def estimate_plan(plan: Plan, is_cached: Any) -> dict[str, Any]:
             # The known part; `cost_unknown_for` lists the setups whose price is unknown.
             "cost_usd": round(sum(r["cost_usd"] or 0.0 for r in table), 8),
             "cost_unknown_for": unknown,
+            # Batch mode: what the batch setups save against the same calls made live.
+            "saving_usd": round(sum(r.get("saving_usd") or 0.0 for r in table), 8),
         },
         "budget_usd": run.budget_usd,
         "max_calls": run.max_calls,
@@ -150,7 +164,8 @@ def estimate_plan(plan: Plan, is_cached: Any) -> dict[str, Any]:
             "for local models",
             "output_tokens": f"max_tokens per call, else {DEFAULT_OUTPUT_TOKENS}",
             "cost": "config *_cost_per_mtok, else litellm's price map; local models are "
-            "free; unknown when neither prices the model",
+            "free; unknown when neither prices the model; batch: true models at the price "
+            "map's batch price, else the live price less batch_discount",
         },
     }
 

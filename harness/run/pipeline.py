@@ -184,7 +184,7 @@ def _run_totals(session: RunTotals, resume: Resume | None, records: list[LabelRe
     t.request_errors = dict(
         Counter(before.get("request_errors") or {}) + Counter(session.request_errors)
     )
-    t.stopped, t.limits = session.stopped, session.limits
+    t.stopped, t.limits, t.batches = session.stopped, session.limits, session.batches
     return t
 
 
@@ -270,4 +270,5 @@ def _totals(t: RunTotals) -> dict[str, Any]:
         "rate_limits": t.limits,
         # --retry-failed: cached replies that failed to parse, asked again; how many now parse
         **({"retried_failed": t.retried, "retried_recovered": t.recovered} if t.retried else {}),
+        **({"batches": t.batches} if t.batches else {}),  # batch mode, per model
     }

@@ -54,7 +54,8 @@ HINT = (
 
 
 def no_answer(kind: str) -> bool:
-    return kind in NO_ANSWER or kind.startswith("http_5")
+    # batch_*: a batch that failed, expired or was cancelled as a whole (harness/run/batch.py)
+    return kind in NO_ANSWER or kind.startswith(("http_5", "batch_"))
 
 
 @dataclass
@@ -204,6 +205,27 @@ def explain(
             f"models[{i}].model",
         ),
     }
+    batch = f"models[{i}].batch"
+    table.update(
+        {
+            "batch_failed": (
+                "the provider rejected the batch as a whole",
+                f"the provider's reason is below; check models[{i}].params, or set {batch} "
+                "to false to call live",
+                batch,
+            ),
+            "batch_cancelled": (
+                "the batch was cancelled at the provider",
+                "run the same command to send it again",
+                batch,
+            ),
+            "batch_expired": (
+                "the batch expired before any of its requests ran",
+                f"run the same command to send it again, or set {batch} to false to call live",
+                batch,
+            ),
+        }
+    )
     if kind in table:
         return table[kind]
     if kind.startswith("http_5"):

@@ -316,5 +316,20 @@ class Gate:
                 self.in_flight_cost -= estimate
                 ticket._settle(None)
 
+    def reserve(self, spec: CallSpec) -> float:
+        """A request sent in a batch: counted against the caps now (raises `Stopped` if they
+        refuse it), its estimated cost held until `settle`. No rpm, tpm or slot: a batch is
+        not a live call."""
+        _, estimate = self._estimate(spec, self.model(spec.model_id))
+        self.check(estimate)
+        self.calls += 1
+        self.in_flight_cost += estimate
+        return estimate
+
+    def settle(self, estimate: float, cost_usd: float | None) -> None:
+        """A batch request has its result: the estimate is replaced by what it cost."""
+        self.in_flight_cost -= estimate
+        self.spent += cost_usd or 0.0
+
     def stats(self) -> dict[str, Any]:
         return {model_id: limits.stats() for model_id, limits in self.limits.items()}

@@ -24,9 +24,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
@@ -34,78 +33,25 @@ from harness.config import ModelConfig
 from harness.core.errors import UserError
 from harness.core.records import CallSpec, LabelRecord, ProviderReply
 from harness.providers import Provider, ProviderError, make_provider
+from harness.run.batch import BatchLane
 from harness.run.provider_health import Health
 from harness.run.ratelimit import Gate, Stopped
 from harness.run.reply_records import SWAP, failure_record, to_record
+from harness.run.settings import LabelSink, ReplyCache, RunSettings, RunTotals
 from harness.tasks.labelspace import LabelSpace
 
-__all__ = ["SWAP", "LabelSink", "RunSettings", "RunTotals", "Runner", "failure_record", "to_record"]
+__all__ = [
+    "SWAP",
+    "LabelSink",
+    "ReplyCache",
+    "RunSettings",
+    "RunTotals",
+    "Runner",
+    "failure_record",
+    "to_record",
+]
 
 RETRY_AFTER_CAP_S = 120.0
-
-
-@dataclass
-class RunSettings:
-    concurrency: int = 8
-    timeout_s: float = 60.0
-    retries: int = 4
-    budget_usd: float | None = None
-    max_calls: int | None = None  # requests this run may send, retries included
-    backoff_initial_s: float = 1.0
-    backoff_max_s: float = 30.0
-    retry_failed: bool = False  # re-ask specs whose cached reply fails to parse
-
-
-@dataclass
-class RunTotals:
-    calls: int = 0  # requests sent, retries included
-    labels: int = 0
-    cached: int = 0
-    failures: dict[str, int] = field(default_factory=dict)
-    cost_usd: float = 0.0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    stopped: str | None = None  # "budget" or "max_calls" if a cap stopped the run
-    # Failed requests by kind, retried or not (`failures` counts only the records that
-    # ended as failures), and per model what the rate limiter did.
-    request_errors: dict[str, int] = field(default_factory=dict)
-    limits: dict[str, dict] = field(default_factory=dict)
-    retried: int = 0  # --retry-failed: cached failed replies asked again
-    recovered: int = 0  # ... whose new reply parses
-
-    def count(self, record: LabelRecord) -> None:
-        self.labels += 1
-        self.cached += record.cached
-        if record.failure:
-            self.failures[record.failure] = self.failures.get(record.failure, 0) + 1
-        if not record.cached:
-            self.cost_usd += record.cost_usd or 0.0
-            self.input_tokens += record.input_tokens or 0
-            self.output_tokens += record.output_tokens or 0
-
-
-class LabelSink:
-    """labels.jsonl, appended one whole line at a time and flushed as results arrive."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._file = path.open("a", encoding="utf-8")
-
-    def write(self, record: LabelRecord) -> None:
-        self._file.write(record.model_dump_json(exclude_none=True) + "\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-
-class ReplyCache(Protocol):
-    """What a run needs of a cache: the label cache (harness/run/cache.py), or a scratch one
-    in memory that bypasses it (the drift canary, harness/run/calls.py)."""
-
-    def get(self, key: str) -> ProviderReply | None: ...
-    def contains(self, key: str) -> bool: ...
-    def set(self, key: str, reply: ProviderReply) -> None: ...
 
 
 class Runner:
@@ -193,8 +139,10 @@ class Runner:
             for provider in active:
                 if hasattr(provider, "inline"):
                     provider.inline = alone  # type: ignore[attr-defined]
+            lanes = [self._feed(specs) for specs in self._batch_groups(by_model).pop(None, [])]
+            lanes += [self._batched(ids, specs) for ids, specs in self._batches(by_model)]
             try:
-                await asyncio.gather(*(self._feed(specs) for specs in by_model.values()))
+                await asyncio.gather(*lanes)
             finally:
                 self.totals.limits = self.gate.stats()
         dead = self.health.unanswered()
@@ -218,6 +166,31 @@ class Runner:
             self._fatal = self.health.error(
                 dict.fromkeys(setups, model_id), self.settings.timeout_s, kind
             )
+
+    def _batch_groups(self, by_model: dict[str, list[CallSpec]]) -> dict[Any, list]:
+        """None -> the live models' spec lists; (model, api_base, key) -> the batch models
+        that send the same requests to the same endpoint (one lane: a request two model
+        entries share is one line, as it is one live call)."""
+        groups: dict[Any, list] = {}
+        for model_id, specs in by_model.items():
+            m = self.models[model_id]
+            if not (m.batch and self.settings.batch_dir is not None):
+                groups.setdefault(None, []).append(specs)
+            else:
+                groups.setdefault((m.model, m.api_base, m.api_key_env), []).append(model_id)
+        return groups
+
+    def _batches(self, by_model: dict[str, list[CallSpec]]) -> list[tuple[list[str], list]]:
+        groups = self._batch_groups(by_model)
+        groups.pop(None, None)
+        return [(ids, [s for i in ids for s in by_model[i]]) for ids in groups.values()]
+
+    async def _batched(self, model_ids: list[str], specs: list[CallSpec]) -> None:
+        """Batch models' calls (harness/run/batch.py); those handed back go live."""
+        api = self.models[model_ids[0]].kind.batch(self.models[model_ids[0]])
+        live = await BatchLane(self, model_ids, specs, api).run()
+        if live:
+            await self._feed(live)
 
     async def _feed(self, specs: list[CallSpec]) -> None:
         """One model's calls, in order, as tasks started a window at a time: enough to keep
