@@ -145,6 +145,10 @@ class ModelConfig(Strict):
     # Batch mode (harness/run/batch.py): uncached calls go to the provider's batch API (half
     # the price, no live rate limits, answered within 24 h) instead of live calls.
     batch: bool = False
+    # auto: openai/... models through the openai client itself (harness/providers/
+    # openai_client.py, twice litellm's speed), every other model through litellm;
+    # litellm: this model through litellm whatever it is.
+    client: Literal["auto", "litellm"] = "auto"
     batch_discount: float = Field(default=0.5, ge=0, lt=1)  # off the live price
 
     @field_validator("mask_pii", mode="before")

@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import RULES, Reply, last_user_text, rule_label
+from conftest import RULES, Reply, invoke, last_user_text, rule_label
 from fake_openai import keyword_labeler
 
 from harness.core.records import LabelRecord
@@ -142,7 +142,7 @@ main()
 
 
 def test_fully_cached_rerun_makes_no_request_and_never_imports_litellm(srv, experiment, tmp_path):
-    exp = experiment(srv)
+    exp = experiment(srv, model={"client": "litellm"})  # openai/ models skip litellm anyway
 
     def probe_run(tag: str) -> list[str]:
         out = tmp_path / f"modules-{tag}.json"
@@ -168,3 +168,35 @@ def test_fully_cached_rerun_makes_no_request_and_never_imports_litellm(srv, expe
     manifest = json.loads((second / "manifest.json").read_text())
     assert manifest["status"] == "complete"
     assert manifest["totals"]["calls"] == 0 and manifest["totals"]["cached"] == 12
+
+
+def test_an_openai_model_is_called_without_importing_litellm(srv, experiment, tmp_path):
+    """openai/... models go through the openai client (harness/providers/openai_client.py):
+    litellm's 2-3 s import is not paid, and the labels are the same as through litellm."""
+    exp = experiment(srv)
+    out = tmp_path / "modules.json"
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_PROBE, str(out), "run", str(exp.config), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(out.read_text()) == [] and srv.count == 12
+    [direct] = exp.run_dirs()
+    via = experiment(srv, model={"client": "litellm"}, name="via")
+    assert (
+        invoke("run", str(via.config), "--quiet", "--cache-dir", str(tmp_path / "c2")).exit_code
+        == 0
+    )
+    [through] = [d for d in via.run_dirs() if d != direct]
+    keep = ("item", "label", "raw", "failure", "input_tokens", "output_tokens", "cost_usd")
+
+    def rows(run_dir):
+        lines = (run_dir / "labels.jsonl").read_text().splitlines()
+        return sorted(tuple(json.loads(x).get(k) for k in keep) for x in lines)
+
+    assert rows(direct) == rows(through)
+    bodies = [json.dumps(r, sort_keys=True) for r in srv.requests]
+    assert len(bodies) == 24
+    assert sorted(bodies[:12]) == sorted(bodies[12:])  # the very same requests either way
