@@ -395,3 +395,16 @@ def test_a_budget_without_a_batch_price_is_refused_before_anything_is_sent(bsrv,
     result, _ = run(exp, code=2)
     assert bsrv.created == [] and bsrv.uploads == 0
     assert "batch price of model 'fake' is unknown" in flat(result.output)
+
+
+def test_prelabel_gate_labels_a_changed_prompt_in_a_batch(bsrv, experiment, tmp_path):
+    exp = batch_experiment(experiment, bsrv)
+    run(exp)
+    baseline = tmp_path / "baseline.json"
+    [first] = exp.run_dirs()
+    assert invoke("baseline", "save", str(first), "-o", str(baseline)).exit_code == 0
+    changed = exp.template.read_text().replace("Reply with", "Answer with")  # new calls
+    exp.template.write_text(changed, encoding="utf-8")
+    result = invoke("gate", str(exp.config), "--baseline", str(baseline))
+    assert result.exit_code == 0, result.output
+    assert len(bsrv.created) == 2 and bsrv.count == 0  # the changed prompt: one more batch
