@@ -24,6 +24,7 @@ STATIONS = [
     "run",
     "gate",
     "deploy",
+    "api",
     "cli",
 ]
 MAX_LINES = 400

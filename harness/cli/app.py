@@ -130,25 +130,14 @@ def plan_command(
             as_json=as_json,
         )
 
-    from harness.run.cache import LabelCache
-    from harness.run.estimate import estimate_plan
-    from harness.run.plan import prepare
+    from harness import api
 
     try:
-        plan = prepare(config)
+        estimate = api.plan(config, cache_dir=cache_dir)  # never creates a cache
     except UserError as exc:
         fail(exc)
     warn_if_no_boundary(config)
-    exp = plan.resolved.experiment
-    folder = Path(cache_dir or os.environ.get("PRELABEL_CACHE_DIR") or exp.run.cache_dir)
-    cache = LabelCache(folder) if folder.exists() else None  # never creates a cache
-    try:
-        # As the runner sees it: an entry that does not read as a reply is a miss.
-        estimate = estimate_plan(plan, lambda key: cache is not None and cache.get(key) is not None)
-    finally:
-        if cache is not None:
-            cache.close()
-    estimate["cache_dir"] = str(folder)
+    folder = Path(estimate["cache_dir"])
     if as_json:
         typer.echo(json.dumps(estimate, indent=2))
         return
@@ -196,7 +185,8 @@ def plan_command(
         out.print(f"run.budget_usd ${budget}: the estimate {over}")
     if estimate["max_calls"] is not None and total["to_call"] > estimate["max_calls"]:
         out.print(f"run.max_calls {estimate['max_calls']} < {total['to_call']} calls to make")
-    out.print(f"cache: {folder}" + ("" if cache is not None else " (none yet)"), highlight=False)
+    none_yet = "" if estimate["cache_exists"] else " (none yet)"
+    out.print(f"cache: {folder}{none_yet}", highlight=False)
 
 
 @app.command()
@@ -228,7 +218,8 @@ def run(
     ] = None,
 ) -> None:
     """Label every gold item with every setup (cached), score, and write the reports."""
-    from harness.run.pipeline import prepare, run_experiment
+    from harness import api
+    from harness.run.pipeline import prepare
     from harness.run.resume import open_resume
 
     try:
@@ -251,7 +242,7 @@ def run(
     progress, on_record = cli_progress.progress_for(total, quiet, err)
     try:
         with progress or _Null():
-            result = run_experiment(
+            result = api.run(
                 config,
                 runs_dir=runs_dir,
                 cache_dir=cache_dir,
