@@ -81,7 +81,9 @@ class CsvColumns(Strict):
 class GoldSetConfig(Strict):
     id: str = Field(pattern=ID_PATTERN)
     path: Path
-    format: Literal["jsonl", "csv"] | None = None
+    # jsonl | csv | parquet | hf (a folder from datasets' save_to_disk); default from the
+    # file's suffix (a folder: hf)
+    format: Literal["jsonl", "csv", "parquet", "hf"] | None = None
     columns: CsvColumns | None = None
     limit: int | None = Field(default=None, ge=1)
     # Groups of annotators (e.g. experts / crowd, or by language): the setup is also scored
@@ -99,7 +101,8 @@ class GoldSetConfig(Strict):
     def resolved_format(self) -> str:
         if self.format:
             return self.format
-        return "csv" if self.path.suffix.lower() == ".csv" else "jsonl"
+        suffix = self.path.suffix.lower()
+        return {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}.get(suffix, "jsonl")
 
 
 class FewShotConfig(Strict):

@@ -1,10 +1,12 @@
 """Gold sets: items that several humans labelled, loaded and checked before any model call.
 
-Two formats, one result (`GoldSet`):
+Four formats, one result (`GoldSet`):
 - JSONL, one item a line: `id`, input fields (any names), `annotations: {annotator: label}`,
   optional adjudicated `gold`, optional `meta` (slice fields). Lines starting with `#` are
   comments, so a file can say where it came from.
 - CSV in long format: one row per (item, annotator) rating; the config maps the columns.
+- Parquet, or a Hugging Face dataset saved with `save_to_disk` (a folder): JSONL's shape, one
+  row per item (harness/inputs/tables.py), rows numbered from 1 like lines.
 
 Every bad row is collected with its line number and reported at once, so a user fixes a
 file in one pass rather than one error per run.
@@ -15,7 +17,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +35,7 @@ from harness.inputs.clusters import (
     grouping_warning,
     resolve_clusters,
 )
+from harness.inputs.tables import FORMATS, oversized, saved_dataset, table_rows
 
 if TYPE_CHECKING:
     from harness.tasks.labelspace import LabelSpace
@@ -45,9 +48,14 @@ def load_gold_set(
     cfg: GoldSetConfig, path: Path, labels: Sequence[str], space: LabelSpace | None = None
 ) -> GoldSet:
     """Load and validate one gold set; raise UserError listing every bad line."""
-    raw, text = read_text_file(path, "gold set")
+    fmt = "hf" if cfg.resolved_format == "jsonl" and saved_dataset(path) else cfg.resolved_format
     structured = space is not None and space.structured
-    if cfg.resolved_format == "csv":
+    if fmt in FORMATS:  # Parquet, a saved dataset: JSONL's rows, numbered the same way
+        digest, rows = table_rows(path, fmt, "gold set")
+        items, problems = _parse_rows(rows, path)
+    elif fmt == "csv":
+        raw, text = read_text_file(path, "gold set")
+        digest = hashlib.sha256(raw).hexdigest()
         if structured:
             raise UserError.at(
                 f"a {space.type} gold set must be JSONL (labels are lists or objects)",
@@ -59,7 +67,10 @@ def load_gold_set(
             text, path, cfg.columns or CsvColumns(), labels, cluster_column
         )
     else:
+        raw, text = read_text_file(path, "gold set")
+        digest = hashlib.sha256(raw).hexdigest()
         items, problems = _parse_jsonl(text, path)
+    if fmt != "csv":
         csv_clusters = None
     if structured:
         items, more = _check_structured(items, path, space)
@@ -91,37 +102,12 @@ def load_gold_set(
         path=str(path),
         items=tuple(items),
         annotators=tuple(annotators),
-        content_hash=hashlib.sha256(raw).hexdigest(),
+        content_hash=digest,
         annotator_groups=_groups(cfg, path, annotators),
         cluster_by=cfg.cluster_by,
         clusters=clusters,
         grouping_warning=None if cfg.cluster_by else grouping_warning(items, cfg.id),
     )
-
-
-def oversized(items: Sequence[GoldItem], path: Path, limit: int) -> list[Problem]:
-    """Items whose input fields (the text sent to a model) exceed `limit` UTF-8 bytes."""
-    problems = []
-    for item in items:
-        size = _text_bytes(item.fields)
-        if size > limit:
-            problems.append(
-                Problem(
-                    f"item {item.id!r} has {size:,} bytes of input text, over the limit of "
-                    f"{limit:,} bytes per item",
-                    path,
-                    item.line,
-                )
-            )
-    return problems
-
-
-def _text_bytes(value: Any) -> int:
-    if isinstance(value, dict):
-        return sum(_text_bytes(v) for v in value.values())
-    if isinstance(value, list):
-        return sum(_text_bytes(v) for v in value)
-    return len(str(value).encode())
 
 
 def _groups(
@@ -143,10 +129,20 @@ def _groups(
 
 
 def _parse_jsonl(text: str, path: Path) -> tuple[list[GoldItem], list[Problem]]:
-    items: list[GoldItem] = []
     problems: list[Problem] = []
     lines = read_jsonl(path, problems, text=text, non_object="each line must be a JSON object")
+    return _parse_rows(lines, path, problems)
+
+
+def _parse_rows(
+    lines: Iterable[tuple[int, Any]], path: Path, problems: list[Problem] | None = None
+) -> tuple[list[GoldItem], list[Problem]]:
+    items: list[GoldItem] = []
+    problems = [] if problems is None else problems
     for lineno, obj in lines:
+        if not isinstance(obj, dict):
+            problems.append(Problem("each row must be an object", path, lineno))
+            continue
         item, problem = _item_from_object(obj, path, lineno)
         if problem:
             problems.append(problem)

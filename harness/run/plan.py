@@ -142,7 +142,8 @@ def check_files_exist(resolved: ResolvedExperiment) -> None:
         message = roots and outside_message(what, value, resolved.base, roots)
         if message:
             outside.append(Problem(message, resolved.path, None, key))
-        elif not path.is_file():
+        elif not path.is_file() and not (what == "gold set" and path.is_dir()):
+            # (a gold set may be a folder: a Hugging Face dataset saved with save_to_disk)
             state = "is a directory" if path.is_dir() else "does not exist"
             problems.append(Problem(f"{what} {path} {state}", resolved.path, None, key))
     if problems or outside:
