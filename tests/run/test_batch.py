@@ -285,7 +285,9 @@ def test_a_batch_cancelled_by_someone_else_fails_its_requests_for_good(bsrv, exp
     bsrv.outcome = "cancelled"
     exp = batch_experiment(experiment, bsrv)
     result, _ = run(exp, code=2)  # nothing answered: no result either
-    assert "batch_cancelled" in flat(result.output)
+    assert "failed: 12 batch_cancelled" in flat(
+        result.output
+    )  # not just the words: the tmp path has them
     assert len(bsrv.created) == 1
 
 
