@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.api.evaluation import Evaluation, Interval, LeaderboardRow
+from harness.api.tracking import log_run, mlflow_settings
 from harness.core.errors import UserError
 from harness.core.records import LabelRecord
 
@@ -48,19 +49,27 @@ def evaluate(
     runs_dir: str | os.PathLike[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    mlflow: bool = False,
 ) -> Evaluation:
     """Label every gold item with every setup (through the cache), score, write the
     reports to a new run folder, and return it read back. A run a cap stopped short
     (run.budget_usd, run.max_calls, a batch deadline) raises UserError naming the folder
-    and how to finish it."""
-    result = run(config, runs_dir=runs_dir, cache_dir=cache_dir, overrides=overrides)
+    and how to finish it. With `tracking.mlflow` in the config or `mlflow=True` the run is
+    logged to MLflow (`Evaluation.mlflow_run_id`); if that fails, a warning says why."""
+    result = run(config, runs_dir=runs_dir, cache_dir=cache_dir, overrides=overrides, mlflow=mlflow)
+    if result.tracking_error is not None:
+        import warnings
+
+        warnings.warn(str(result.tracking_error), stacklevel=2)
     if result.metrics is None:
         raise UserError.at(
             f"the run stopped short ({result.totals.stopped}); labels so far are cached",
             file=result.run_dir,
             hint="raise the cap and finish it: `prelabel run CONFIG --resume RUN`",
         )
-    return Evaluation(result.run_dir)
+    evaluation = Evaluation(result.run_dir)
+    evaluation.mlflow_run_id = result.mlflow_run_id
+    return evaluation
 
 
 def run(
@@ -73,14 +82,19 @@ def run(
     settings_override: dict[str, Any] | None = None,
     plan: Any = None,
     resume: Any = None,
+    mlflow: bool = False,
+    track: bool = True,
 ) -> Any:
     """`evaluate` one level down, as `prelabel run` uses it: returns the pipeline's
     `RunResult` (run_dir, manifest, metrics or None when stopped short, totals), with the
-    hooks the CLI needs (progress, --retry-failed, --resume, a plan it has already made)."""
+    hooks the CLI needs (progress, --retry-failed, --resume, a plan it has already made).
+    The run is logged to MLflow when the config has `tracking.mlflow` or `mlflow` is true
+    (`track=False`: the caller logs it, e.g. `gate` with its verdict); a tracking failure
+    does not undo the run: it is in `tracking_error`."""
     from harness.run.pipeline import run_experiment
 
     with config_file(config, overrides) as path:
-        return run_experiment(
+        result = run_experiment(
             path,
             runs_dir=Path(runs_dir) if runs_dir is not None else None,
             cache_dir=Path(cache_dir) if cache_dir is not None else None,
@@ -89,6 +103,24 @@ def run(
             plan=plan,
             resume=resume,
         )
+    exp = result.manifest.config
+    settings = mlflow_settings(_tracking(exp), mlflow)
+    if settings is not None and track:
+        try:
+            result.mlflow_run_id = log_run(
+                result.run_dir, settings, command="run", experiment=exp["name"]
+            )
+        except UserError as exc:
+            result.tracking_error = exc
+    return result
+
+
+def _tracking(config: dict[str, Any]) -> Any:
+    """The config's `tracking.mlflow` block (as stored in the manifest), or None."""
+    from harness.config import MlflowConfig
+
+    block = (config.get("tracking") or {}).get("mlflow")
+    return None if block is None else MlflowConfig.model_validate(block)
 
 
 def load_run(path: str | os.PathLike[str]) -> Evaluation:

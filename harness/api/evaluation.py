@@ -82,6 +82,7 @@ class Evaluation:
                 "report of a complete run with `prelabel report RUN`",
             )
         self.metrics: dict[str, Any] = _read(path)
+        self.mlflow_run_id: str | None = None  # set when this run was logged to MLflow
 
     def __repr__(self) -> str:
         pick = (self.recommendation or {}).get("recommended")

@@ -21,9 +21,11 @@ from harness.cli import power as cli_power
 from harness.cli import progress as cli_progress
 from harness.cli.common import (
     ConfigArg,
+    MlflowOpt,
     err,
     fail,
     out,
+    say_tracked,
     stopped_advice,
     warn,
     warn_if_no_boundary,
@@ -216,6 +218,7 @@ def run(
     resume_run: Annotated[
         Path | None, typer.Argument(metavar="RUN", help="with --resume: the run folder")
     ] = None,
+    mlflow: MlflowOpt = False,
 ) -> None:
     """Label every gold item with every setup (cached), score, and write the reports."""
     from harness import api
@@ -250,6 +253,7 @@ def run(
                 plan=plan,
                 settings_override={"retry_failed": True} if retry_failed else None,
                 resume=resumed,
+                mlflow=mlflow,
             )
     except UserError as exc:
         fail(exc)
@@ -261,6 +265,7 @@ def run(
             highlight=False,
         )
         raise typer.Exit(130) from None
+    say_tracked(result.mlflow_run_id, result.tracking_error)
     t = result.totals
     if resumed:
         err.print(

@@ -54,3 +54,21 @@ STOPPED = {
 def stopped_advice(reason: str | None) -> str:
     """What a run stopped short by `reason` means, ending where "continue this run" fits."""
     return STOPPED.get(reason or "", "labels so far are cached. When the cause is fixed")
+
+
+MlflowOpt = Annotated[
+    bool,
+    typer.Option(
+        "--mlflow",
+        help="log this run to MLflow (tracking.mlflow in the config, else $MLFLOW_TRACKING_URI "
+        "and the config's name as the experiment)",
+    ),
+]
+
+
+def say_tracked(run_id: str | None, error: UserError | None) -> None:
+    """The MLflow run a command logged, or why logging failed (the run itself stands)."""
+    if run_id:
+        err.print(f"mlflow: logged as run {run_id}", highlight=False)
+    if error is not None:
+        warn(str(error))

@@ -13,7 +13,16 @@ from typing import Annotated, Any
 
 import typer
 
-from harness.cli.common import ConfigArg, err, fail, out, warn, warn_if_no_boundary
+from harness.cli.common import (
+    ConfigArg,
+    MlflowOpt,
+    err,
+    fail,
+    out,
+    say_tracked,
+    warn,
+    warn_if_no_boundary,
+)
 from harness.core.errors import UserError
 from harness.report.markdown_format import fmt_iv
 
@@ -126,19 +135,21 @@ def gate(
     as_json: JsonOpt = None,
     runs_dir: Annotated[Path | None, typer.Option(help="where run folders go [runs/]")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="label cache [.prelabel-cache]")] = None,
+    mlflow: MlflowOpt = False,
 ) -> None:
     """Run what changed, compare with the baseline; exit 1 on a regression.
 
     Everything unchanged comes from the cache. Exit 0: pass or warn; 1: a regression, or a
     baseline that no longer compares; 2: bad input."""
+    from harness import api
+    from harness.api.tracking import log_run, mlflow_settings
     from harness.gate.baseline import load_baseline
-    from harness.run.pipeline import run_experiment
     from harness.run.store import load_run_context
 
     try:
         base = load_baseline(baseline)  # a bad baseline fails before anything is spent
         warn_if_no_boundary(config)
-        result = run_experiment(config, runs_dir=runs_dir, cache_dir=cache_dir)
+        result = api.run(config, runs_dir=runs_dir, cache_dir=cache_dir, track=False)
         t = result.totals
         err.print(
             f"{t.labels} labels ({t.cached} from cache, {t.calls} calls); run {result.run_dir}",
@@ -147,11 +158,25 @@ def gate(
         if result.metrics is None:
             err.print(f"[red]gate: the run stopped short ({t.stopped}); nothing to compare[/]")
             raise typer.Exit(1)
-        verdict = _compare_and_report(
-            base, load_run_context(result.run_dir), summary, junit, as_json
-        )["verdict"]
+        ctx = load_run_context(result.run_dir)
+        verdict = _compare_and_report(base, ctx, summary, junit, as_json)["verdict"]
     except UserError as exc:
         fail(exc)
+    settings = mlflow_settings(ctx.experiment.tracking.mlflow, mlflow)
+    if settings is not None:  # after the verdict, so that MLflow has it as a tag
+        run_id, problem = None, None
+        try:
+            tags = {"prelabel.gate_verdict": str(verdict), "prelabel.baseline": str(baseline)}
+            run_id = log_run(
+                result.run_dir,
+                settings,
+                command="gate",
+                experiment=ctx.experiment.name,
+                tags=tags,
+            )
+        except UserError as exc:
+            problem = exc
+        say_tracked(run_id, problem)
     from harness.gate.regression import FAILING
 
     raise typer.Exit(1 if verdict in FAILING else 0)

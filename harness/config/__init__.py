@@ -38,6 +38,7 @@ from harness.config.task import (
     Strict,
     TaskConfig,
 )
+from harness.config.tracking import MlflowConfig, TrackingConfig
 
 __all__ = [
     "ID_PATTERN",
@@ -58,6 +59,7 @@ __all__ = [
     "JuryConfig",
     "LabelSpec",
     "LocatedValueError",
+    "MlflowConfig",
     "ModelConfig",
     "PairwiseConfig",
     "PromptConfig",
@@ -68,5 +70,6 @@ __all__ = [
     "SetupConfig",
     "Strict",
     "TaskConfig",
+    "TrackingConfig",
     "load_experiment",
 ]

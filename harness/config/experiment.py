@@ -24,6 +24,7 @@ from harness.config.decision import (  # re-exported: part of the config's publi
     ReportConfig,
 )
 from harness.config.pii import PiiConfig
+from harness.config.tracking import TrackingConfig
 from harness.providers import ProviderKind, provider_of
 
 # litellm passes provider credentials as params (aws_secret_access_key, azure_ad_token,
@@ -271,6 +272,7 @@ class Experiment(Strict):
     costs: CostConfig = CostConfig()
     gate: GateConfig = GateConfig()
     juries: list[JuryConfig] = Field(default_factory=list)
+    tracking: TrackingConfig = TrackingConfig()  # MLflow (harness/api/tracking.py)
 
     @model_validator(mode="after")
     def _cross_references(self) -> Experiment:

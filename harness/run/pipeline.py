@@ -46,6 +46,9 @@ class RunResult:
     manifest: RunManifest
     metrics: dict[str, Any] | None
     totals: RunTotals
+    # Set by the Python API (harness/api) when the run was logged to MLflow, or why not.
+    mlflow_run_id: str | None = None
+    tracking_error: UserError | None = None
 
 
 def prepare(config_path: Path | str) -> Plan:

@@ -1,0 +1,211 @@
+"""MLflow tracking (harness/api/tracking.py): `run`, `gate` and the Python API log one MLflow
+run per prelabel run, to a local file store and to a real `mlflow server` on 127.0.0.1 that
+this module starts in its own virtual environment (the server's dependencies are not
+prelabel's: the way a team runs its tracking server beside its project)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import flat, invoke, only_run_dir
+
+import harness
+
+pytestmark = pytest.mark.http
+
+
+def need_mlflow():
+    if os.environ.get("CI"):
+        import mlflow  # CI installs the dev extra: missing is a failure there, not a skip
+
+        return mlflow
+    return pytest.importorskip("mlflow", reason="the mlflow extra is not installed")
+
+
+@pytest.fixture
+def file_store(tmp_path, monkeypatch):
+    need_mlflow()
+    # MLflow 3 keeps the file store only on request; a server uses a database.
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    return f"file://{tmp_path / 'mlruns'}"
+
+
+def client(uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def logged(uri: str, experiment: str) -> list:
+    c = client(uri)
+    found = c.get_experiment_by_name(experiment)
+    assert found is not None, f"no MLflow experiment {experiment!r}"
+    return c.search_runs([found.experiment_id])
+
+
+def check_run(uri: str, mlrun, run_dir: Path, command: str) -> None:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    [block] = metrics["gold_sets"][0]["setups"]
+    got = mlrun.data.metrics
+    assert got["zs_fake/kappa"] == pytest.approx(block["kappa"]["estimate"])
+    assert got["zs_fake/kappa_low"] == pytest.approx(block["kappa"]["low"])
+    assert got["zs_fake/kappa_high"] == pytest.approx(block["kappa"]["high"])
+    assert got["zs_fake/kappa_n"] == block["kappa"]["n"]
+    assert got["zs_fake/accuracy"] == pytest.approx(block["accuracy"]["estimate"])
+    assert got["zs_fake/coverage"] == pytest.approx(block["coverage"]["value"])
+    assert got["totals/labels"] == 12
+    tags = mlrun.data.tags
+    assert tags["prelabel.command"] == command and tags["prelabel.run_id"] == run_dir.name
+    assert tags["prelabel.recommended"] == metrics["recommendation"]["recommended"]
+    params = mlrun.data.params
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert params["model/fake"] == "openai/fake-model"
+    assert params["config_hash"] == manifest["config_hash"]
+    assert params["gold_set_hash/g"] == manifest["gold_set_hashes"]["g"]
+    names = {a.path for a in client(uri).list_artifacts(mlrun.info.run_id)}
+    assert {"report.html", "report.md", "metrics.json", "manifest.json"} <= names
+    assert mlrun.info.status == "FINISHED"
+
+
+def test_run_logs_to_the_config_tracking_block(srv, experiment, file_store):
+    exp = experiment(
+        srv, extra={"tracking": {"mlflow": {"experiment": "sentiment", "tracking_uri": file_store}}}
+    )
+    result = invoke("run", str(exp.config), "--quiet")
+    assert result.exit_code == 0, result.output
+    [mlrun] = logged(file_store, "sentiment")
+    assert f"mlflow: logged as run {mlrun.info.run_id}" in flat(result.output)
+    check_run(file_store, mlrun, only_run_dir(exp), "run")
+
+
+def test_the_flag_logs_with_the_environments_uri_and_the_configs_name(
+    srv, experiment, file_store, monkeypatch
+):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", file_store)
+    exp = experiment(srv)
+    assert invoke("run", str(exp.config), "--quiet").exit_code == 0
+    assert client(file_store).get_experiment_by_name("exp") is None  # off without the flag
+    before = set(exp.run_dirs())
+    assert invoke("run", str(exp.config), "--quiet", "--mlflow").exit_code == 0
+    [flagged] = set(exp.run_dirs()) - before
+    [mlrun] = logged(file_store, "exp")
+    assert mlrun.data.tags["prelabel.run_id"] == flagged.name
+
+
+def test_gate_logs_its_verdict(srv, experiment, file_store, tmp_path):
+    exp = experiment(srv)
+    assert invoke("run", str(exp.config), "--quiet").exit_code == 0
+    baseline = tmp_path / "b.json"
+    assert invoke("baseline", "save", str(only_run_dir(exp)), "-o", str(baseline)).exit_code == 0
+    os.environ["MLFLOW_TRACKING_URI"] = file_store
+    try:
+        result = invoke("gate", str(exp.config), "--baseline", str(baseline), "--mlflow")
+    finally:
+        del os.environ["MLFLOW_TRACKING_URI"]
+    assert result.exit_code == 0, result.output
+    [mlrun] = logged(file_store, "exp")
+    assert mlrun.data.tags["prelabel.command"] == "gate"
+    assert mlrun.data.tags["prelabel.gate_verdict"] in ("pass", "warn", "PASS", "WARN")
+
+
+def test_no_tracking_uri_is_a_warning_and_the_run_stands(srv, experiment, file_store, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    exp = experiment(srv)
+    result = invoke("run", str(exp.config), "--quiet", "--mlflow")
+    assert result.exit_code == 0, result.output
+    assert "no tracking URI is set" in flat(result.output)
+    assert "MLFLOW_TRACKING_URI" in flat(result.output)
+    assert (only_run_dir(exp) / "metrics.json").exists()
+
+
+def test_the_python_api_logs_and_returns_the_mlflow_run(srv, experiment, file_store, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", file_store)
+    ev = harness.evaluate(experiment(srv).config, mlflow=True)
+    [mlrun] = logged(file_store, "exp")
+    assert ev.mlflow_run_id == mlrun.info.run_id
+    check_run(file_store, mlrun, ev.run_dir, "run")
+
+
+# ---------------------------------------------------------------- a real mlflow server
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    need_mlflow()
+    root = tmp_path_factory.mktemp("mlflow-server")
+    venv = root / "venv"
+    made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True)
+    pip = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", "mlflow"], capture_output=True, text=True
+    )
+    if made.returncode or pip.returncode:
+        if os.environ.get("CI"):
+            pytest.fail(f"installing the mlflow server failed: {pip.stderr[-1500:]}")
+        pytest.skip("cannot install the mlflow server into its own virtual environment here")
+    port = _free_port()
+    log = (root / "server.log").open("w")
+    server = subprocess.Popen(
+        [
+            str(venv / "bin" / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=root,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while server.poll() is None:  # up when /health answers; no time limit of our own
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        assert server.poll() is None, (root / "server.log").read_text()[-3000:]
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+def test_run_and_gate_log_to_a_real_mlflow_server(srv, experiment, mlflow_server, tmp_path):
+    exp = experiment(
+        srv, extra={"tracking": {"mlflow": {"experiment": "served", "tracking_uri": mlflow_server}}}
+    )
+    result = invoke("run", str(exp.config), "--quiet")
+    assert result.exit_code == 0, result.output
+    [mlrun] = logged(mlflow_server, "served")
+    check_run(mlflow_server, mlrun, only_run_dir(exp), "run")
+    baseline = tmp_path / "b.json"
+    assert invoke("baseline", "save", str(only_run_dir(exp)), "-o", str(baseline)).exit_code == 0
+    result = invoke("gate", str(exp.config), "--baseline", str(baseline))
+    assert result.exit_code == 0, result.output
+    runs = logged(mlflow_server, "served")
+    assert sorted(r.data.tags["prelabel.command"] for r in runs) == ["gate", "run"]
