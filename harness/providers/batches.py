@@ -3,7 +3,7 @@
 OpenAI's Batch API (and every OpenAI-compatible server with `/v1/files` + `/v1/batches`)
 and Anthropic's Message Batches take many calls at once, answer within a window (24 h) at
 half the live price, and do not count against live rate limits. Each implementation
-(harness/providers/openai_batch.py) turns call specs
+(harness/providers/openai_batch.py, harness/providers/anthropic_batch.py) turns call specs
 into request lines, submits them, reports the batch's state, and hands back one result per
 request: a `ProviderReply` or a `ProviderError`, exactly what a live call would give, so the
 runner stores, retries and counts them the same way (harness/run/batch.py).
