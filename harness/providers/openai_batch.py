@@ -48,8 +48,8 @@ class OpenAIBatches:
                 f"(litellm provider {provider or 'unknown'})",
                 key=f"models.{model.id}.batch",
                 hint="batch mode covers openai/..., hosted_vllm/... and any OpenAI-compatible "
-                "server with /v1/batches (set api_base); remove batch: true to call this "
-                "model live",
+                "server with /v1/batches (set api_base), and anthropic/...; remove batch: true "
+                "to call this model live",
             )
         self.model_name = name
         key = LiteLLMProvider(model).api_key  # the live provider's checks: env var, host
