@@ -25,6 +25,7 @@ from harness.cli.common import (
     err,
     fail,
     out,
+    run_overrides,
     say_tracked,
     stopped_advice,
     warn,
@@ -251,7 +252,7 @@ def run(
                 cache_dir=cache_dir,
                 on_record=on_record,
                 plan=plan,
-                settings_override={"retry_failed": True} if retry_failed else None,
+                settings_override=run_overrides(retry_failed, quiet),
                 resume=resumed,
                 mlflow=mlflow,
             )

@@ -72,3 +72,11 @@ def say_tracked(run_id: str | None, error: UserError | None) -> None:
         err.print(f"mlflow: logged as run {run_id}", highlight=False)
     if error is not None:
         warn(str(error))
+
+
+def run_overrides(retry_failed: bool, quiet: bool) -> dict | None:
+    """RunSettings fields from `run`'s options; --quiet silences batch progress lines too."""
+    out: dict = {"retry_failed": True} if retry_failed else {}
+    if quiet:
+        out["progress"] = lambda line: None
+    return out or None

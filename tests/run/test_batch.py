@@ -410,3 +410,10 @@ def test_prelabel_gate_labels_a_changed_prompt_in_a_batch(bsrv, experiment, tmp_
     result = invoke("gate", str(exp.config), "--baseline", str(baseline))
     assert result.exit_code == 0, result.output
     assert len(bsrv.created) == 2 and bsrv.count == 0  # the changed prompt: one more batch
+
+
+def test_quiet_silences_the_progress_lines(bsrv, experiment):
+    exp = batch_experiment(experiment, bsrv)
+    result = invoke("run", str(exp.config), "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "batch fake:" not in result.output
