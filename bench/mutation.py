@@ -56,6 +56,7 @@ MODULES = {  # module (under harness/) -> the test files that cover it
         "tests/score/test_compare_holm.py",
         "tests/score/test_score.py",
         "tests/score/test_clusters.py",
+        "tests/score/test_compare_clustered.py",
     ],
     "score/decision.py": ["tests/score/test_decision.py", "tests/score/test_compare_holm.py"],
     "metrics/selective.py": [
@@ -63,11 +64,16 @@ MODULES = {  # module (under harness/) -> the test files that cover it
         "tests/metrics/test_decision_boundaries.py",
         "tests/score/test_deploy_recalibrated.py",
     ],
-    "metrics/gate.py": ["tests/metrics/test_decision_boundaries.py", "tests/metrics/test_gate.py"],
+    "metrics/gate.py": [
+        "tests/metrics/test_decision_boundaries.py",
+        "tests/metrics/test_gate.py",
+        "tests/metrics/test_gate_undefined_interval.py",
+    ],
     "gate/regression.py": [
         "tests/gate/test_regression_rows.py",
         "tests/score/test_clusters.py",
         "tests/gate/test_gate.py",
+        "tests/gate/test_removed_gold_set.py",
     ],
     "metrics/agreement.py": [
         "tests/metrics/test_agreement.py",
