@@ -88,33 +88,125 @@ def ls_export(
     text_key: Annotated[str, typer.Option(help="data key of the text")] = "text",
 ) -> None:
     """The review queue as Label Studio tasks; blind items carry no prediction."""
+    try:
+        names = _names(labeling_config, from_name if labeling_config else None)
+        tasks = _review_tasks(label_run, names, from_name, to_name, control_type, text_key)
+    except UserError as exc:
+        fail(exc)
+    output.write_text(json.dumps(tasks, ensure_ascii=False, indent=1), encoding="utf-8")
+    blind = sum(1 for t in tasks if not t.get("predictions"))
+    out.print(f"{len(tasks)} tasks ({blind} blind) -> {output}", highlight=False)
+
+
+Url = Annotated[str, typer.Option(help="the Label Studio server, e.g. http://localhost:8080")]
+Project = Annotated[int, typer.Option(help="the project's number (/projects/ID in its address)")]
+
+
+@ls_app.command("config")
+def ls_config(
+    config: Annotated[Path, typer.Argument(help="the experiment YAML")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="XML file [stdout]")] = None,
+) -> None:
+    """The labeling config for the experiment's task: paste it into a new project."""
+    from harness.config import load_experiment
+    from harness.deploy.labelstudio_server import labeling_config
+
+    try:
+        task = load_experiment(config).experiment.task
+        xml = labeling_config(task.type, task.label_names)
+    except UserError as exc:
+        fail(exc)
+    if output is None:
+        typer.echo(xml, nl=False)
+    else:
+        write_text(output, xml)
+        out.print(f"labeling config -> {output}", highlight=False)
+
+
+@ls_app.command("push")
+def ls_push(
+    label_run: Annotated[Path, typer.Argument(help="a folder written by `prelabel label`")],
+    url: Url,
+    project: Project,
+    page_size: Annotated[int, typer.Option(help="tasks per request")] = 100,
+) -> None:
+    """Send the review tasks (pre-labels as predictions) to a project; a rerun adds none twice.
+    The API key is read from LABEL_STUDIO_API_KEY."""
+    from harness.deploy.labelstudio import config_names
+    from harness.deploy.labelstudio_server import project_config, push_tasks
+
+    try:
+        names = config_names(project_config(url, project))
+        tasks = _review_tasks(label_run, names, "label", None, "choices", "text")
+        sent = push_tasks(url, project, tasks, label_run.name, page_size=page_size)
+    except UserError as exc:
+        fail(exc)
+    out.print(
+        f"{sent['sent']} tasks sent ({sent['predictions']} with predictions), "
+        f"{sent['skipped']} already in project {project}",
+        highlight=False,
+    )
+
+
+@ls_app.command("pull")
+def ls_pull(
+    url: Url,
+    project: Project,
+    output: Annotated[Path, typer.Option("--output", "-o", help="file to write")],
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="write a gold set for this experiment (as `labelstudio import` does) instead "
+            "of the export for `prelabel audit --reviews`"
+        ),
+    ] = None,
+    all_tasks: Annotated[bool, typer.Option(help="export unannotated tasks too")] = False,
+) -> None:
+    """Fetch the project's annotations: the JSON export (reviews for `prelabel audit`), or
+    with --config a gold set. The API key is read from LABEL_STUDIO_API_KEY."""
+    from harness.deploy.labelstudio_server import pull_export
+
+    try:
+        export = pull_export(url, project, all_tasks=all_tasks)
+    except UserError as exc:
+        fail(exc)
+    if config is None:
+        write_text(output, export.decode("utf-8"))
+        n = len(json.loads(export))
+        out.print(f"{n} tasks -> {output}", highlight=False)
+        return
+    # The gold set is read from the export file, by the same code as an offline import.
+    raw = output.with_name(output.name + ".export.json")
+    write_text(raw, export.decode("utf-8"))
+    out.print(f"export -> {raw}", highlight=False)
+    ls_import(raw, output, config)
+
+
+def _review_tasks(label_run: Path, names: dict, from_name, to_name, control_type, text_key):
+    """A label run's review queue as Label Studio tasks (export and push send the same)."""
     from harness.config import load_experiment
     from harness.deploy.labelstudio import export_review_tasks
 
     try:
         manifest = json.loads((label_run / "manifest.json").read_text(encoding="utf-8"))
         exp = load_experiment(manifest["config_path"]).experiment
-        names = _names(labeling_config, from_name if labeling_config else None)
         queue = [
             json.loads(x)
             for x in (label_run / "review_queue.jsonl").read_text(encoding="utf-8").splitlines()
         ]
-        tasks = export_review_tasks(
-            queue,
-            from_name=names.get("from_name", from_name),
-            to_name=names.get("to_name", to_name),
-            control_type=names.get("control_type", control_type),
-            text_key=names.get("text_key", text_key),
-            setup_id=manifest["setup"],
-            labels=exp.task.label_names,
-        )
     except FileNotFoundError as exc:
-        fail(UserError.at("not a label run", file=Path(exc.filename), hint="run `prelabel label`"))
-    except UserError as exc:
-        fail(exc)
-    output.write_text(json.dumps(tasks, ensure_ascii=False, indent=1), encoding="utf-8")
-    blind = sum(1 for t in tasks if not t.get("predictions"))
-    out.print(f"{len(tasks)} tasks ({blind} blind) -> {output}", highlight=False)
+        raise UserError.at(
+            "not a label run", file=Path(exc.filename), hint="run `prelabel label`"
+        ) from None
+    return export_review_tasks(
+        queue,
+        from_name=names.get("from_name", from_name),
+        to_name=names.get("to_name", to_name),
+        control_type=names.get("control_type", control_type),
+        text_key=names.get("text_key", text_key),
+        setup_id=manifest["setup"],
+        labels=exp.task.label_names,
+    )
 
 
 def audit(
