@@ -35,12 +35,26 @@ def label(
     seed: Annotated[int, typer.Option(help="for the blind and audit samples")] = 0,
     runs_dir: Annotated[Path | None, typer.Option(help="where run folders go [runs/]")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="label cache [.prelabel-cache]")] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="make the calls as Ray tasks: local (a Ray instance on this machine), auto "
+            "(this machine's cluster) or a cluster address (ray://head:10001); needs "
+            "prelabel[ray]",
+        ),
+    ] = None,
 ) -> None:
     """Pre-label new items with the evaluated setup; route each to accept or review."""
     from harness.deploy.label import run_label
 
     warn_if_no_boundary(config)
     try:
+        if ray is not None:  # before the run folder: without Ray there is nothing to start
+            from harness.deploy.ray_shards import require_ray
+
+            require_ray()
         result = run_label(
             config,
             input_path,
@@ -53,6 +67,7 @@ def label(
             audit_share=audit_share,
             seed=seed,
             on_warning=warn,
+            ray=ray,
         )
     except UserError as exc:
         fail(exc)

@@ -6,12 +6,18 @@ Outputs in runs/<id>/ (a label run: no metrics.json, so it is never taken for an
 evaluation): labels.jsonl (every sample, as in a run), prelabels.jsonl (one line per item),
 review_queue.jsonl (items for humans, most useful first), estimates.json (label prevalence
 in the pool by prediction-powered inference) and manifest.json.
+
+The pool streams (issue 18): it is checked in one pass over the file, then read, called and
+routed CHUNK_ITEMS items at a time, each chunk's prelabels written before the next is read;
+the review queue and the estimates are computed from a few numbers per item
+(harness/deploy/pool_outputs.py). The outputs are those the whole pool in memory gave.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from harness.core.errors import UserError
-from harness.core.files import write_json, write_text
-from harness.core.records import GoldSet
+from harness.core.files import write_json
+from harness.core.records import CallSpec, GoldSet
 from harness.deploy.jury_label import (
     deployed_jury,
     jury_of,
@@ -28,18 +34,22 @@ from harness.deploy.jury_label import (
     member_evaluations,
 )
 from harness.deploy.pool_estimates import pool_prevalence
-from harness.deploy.routing import Evaluation, choose, latest_evaluation, review_queue, route
+from harness.deploy.pool_outputs import JsonlRows, PoolTable, review_order
+from harness.deploy.ray_shards import RayCalls
+from harness.deploy.routing import Evaluation, choose, latest_evaluation, route
 from harness.gate.baseline import model_identity
-from harness.inputs.unlabeled import load_unlabeled
+from harness.inputs.unlabeled import iter_unlabeled, scan_unlabeled
 from harness.run.cache import LabelCache
-from harness.run.calls import Calls, cache_folder, run_settings
+from harness.run.calls import Calls, cache_folder, make_providers, run_settings
 from harness.run.juries import with_jury_records
 from harness.run.manifest import new_run_id, now_iso
 from harness.run.pipeline import prepare
-from harness.run.runner import RunSettings
+from harness.run.runner import RunSettings, RunTotals
 from harness.run.store import RunContext, load_run_context, run_status_block
 from harness.score.predictions import ItemPredictions
 from harness.tasks import task_type
+
+CHUNK_ITEMS = 4096  # items per chunk: ~10 MB of calls and records; its tail drains quickly
 
 
 @dataclass
@@ -63,8 +73,8 @@ class NewItems:
 class LabelResult:
     run_dir: Path
     evaluation: Evaluation
-    rows: list[dict[str, Any]]
-    queue: list[dict[str, Any]]
+    rows: JsonlRows  # prelabels.jsonl, read when iterated
+    queue: JsonlRows  # review_queue.jsonl
     estimates: dict[str, Any]
     calls: int
     cached: int
@@ -126,6 +136,7 @@ def run_label(
     audit_share: float = 0.05,
     seed: int = 0,
     on_warning: Callable[[str], None] | None = None,
+    ray: str | None = None,
 ) -> LabelResult:
     plan = prepare(config)
     exp = plan.resolved.experiment
@@ -154,8 +165,24 @@ def run_label(
             file=plan.resolved.path,
             hint="deploy a setup with a model that is called",
         )
-    items = load_unlabeled(input_path)
-    specs = [spec for s in members for spec in plan.builder.specs(s, items)]
+    pool = scan_unlabeled(input_path)
+    # The pool is labelled a chunk of items at a time, so memory does not grow with it. Batch
+    # models and Ray take the whole pool at once (one batch, one set of Ray tasks).
+    batched = any(plan.models[s.model_id].batch for s in members)
+    chunk = pool.n if ray is not None or batched else CHUNK_ITEMS
+
+    def parts() -> Iterator[tuple[GoldSet, list[CallSpec]]]:
+        for part in iter_unlabeled(pool, chunk):
+            yield part, [spec for s in members for spec in plan.builder.specs(s, part)]
+
+    # Every item's calls are built before the folder exists, so a bad item fails with
+    # nothing written; a one-chunk pool keeps them, a larger one builds them again below.
+    ready: list[tuple[GoldSet, list[CallSpec]]] | None = None
+    if pool.n <= chunk:
+        ready = list(parts())
+    else:
+        for _ in parts():
+            pass
     run_id = new_run_id(f"{exp.name}-label")
     run_dir = runs / run_id
     run_dir.mkdir(parents=True)
@@ -164,11 +191,7 @@ def run_label(
         "run_id": run_id,
         "status": "running",
         "config_path": str(plan.resolved.path.resolve()),
-        "input": {
-            "path": str(input_path),
-            "content_hash": items.content_hash,
-            "n": len(items.items),
-        },
+        "input": {"path": str(input_path), "content_hash": pool.content_hash, "n": pool.n},
         "evaluation_run": ev.run_id,
         "setup": ev.setup,
         "setup_chosen_by": ev.why,
@@ -185,17 +208,58 @@ def run_label(
             "weights": dict(zip(jury.setups, weights.tolist(), strict=True)),
         }
     write_json(run_dir / "manifest.json", manifest)
+    labels = list(exp.task.label_names)
+    hashes = json.loads((ev.run_dir / "manifest.json").read_text())["prompt_hashes"]
+    same = {  # what every row says of where its label came from
+        "setup": ev.setup,
+        "prompt_hash": hashes.get(the_setup.prompt_id)
+        if jury is None
+        else {s.id: hashes.get(s.prompt_id) for s in members},
+        "model": plan.models[the_setup.model_id].model
+        if jury is None
+        else [plan.models[s.model_id].model for s in members],
+        "threshold": ev.threshold,
+        "evaluation_run": ev.run_id,
+    }
     cache = LabelCache(cache_folder(cache_dir, exp.run))
-    calls = Calls(
-        plan,
-        specs,
-        RunSettings(**run_settings(exp.run)),
-        cache=cache,
-        labels_file=run_dir / "labels.jsonl",
-    )
+    table = PoolTable(run_dir)
+    totals = RunTotals()
+    # One event loop and one set of providers for every chunk: their connections are reused,
+    # and none is left bound to a closed loop.
+    loop, providers = asyncio.new_event_loop(), {}
     try:
-        totals = calls.run()
+        for part, specs in ready or parts():
+            # A missing API key: raised here, where the manifest records it, as Calls did.
+            if ray is None:  # on Ray the workers make them, with their own keys
+                providers.update(make_providers(plan, cache, specs=_new_models(specs, providers)))
+            calls = Calls(
+                plan,
+                specs,
+                RunSettings(**_settings_left(run_settings(exp.run), totals)),
+                cache=cache,
+                labels_file=run_dir / "labels.jsonl",
+                providers=providers,
+            )
+            if ray is not None:  # the same calls as Ray tasks (harness/deploy/ray_shards.py)
+                calls = RayCalls.like(calls, address=ray)
+                _add(totals, calls.run())
+            else:
+                _add(totals, loop.run_until_complete(calls.arun()))
+            if jury is None:
+                preds = ItemPredictions(
+                    NewItems.of(part, labels), calls.records, source=the_setup.confidence
+                )
+                pred, raw = preds.pred, preds.confidence
+            else:
+                pred, raw = jury_predictions(
+                    plan, jury, weights, NewItems.of(part, labels), calls.records
+                )
+            del calls, specs  # this chunk's records and calls: what memory must not keep
+            conf, routes = route(raw, pred >= 0, ev)
+            table.add(_rows(part, labels, pred, conf, raw, routes, same), part, pred, conf)
+        arrays = table.close()
     except BaseException as exc:  # the folder says why it has no prelabels
+        table.discard()
         manifest.update(status="interrupted", finished_at=now_iso())
         if isinstance(exc, UserError):  # e.g. a provider that never answered
             manifest["error"] = str(exc)
@@ -203,66 +267,106 @@ def run_label(
         raise
     finally:
         cache.close()
-    records = calls.records
-    labels = list(exp.task.label_names)
-    if jury is None:
-        preds = ItemPredictions(NewItems.of(items, labels), records, source=the_setup.confidence)
-        pred, raw = preds.pred, preds.confidence
-    else:
-        pred, raw = jury_predictions(plan, jury, weights, NewItems.of(items, labels), records)
-    conf, routes = route(raw, pred >= 0, ev)
-    hashes = json.loads((ev.run_dir / "manifest.json").read_text())["prompt_hashes"]
-    prompt_hash = (
-        hashes.get(the_setup.prompt_id)
-        if jury is None
-        else {s.id: hashes.get(s.prompt_id) for s in members}
+        _close(loop)
+    order = review_order(
+        arrays["pred"],
+        arrays.pop("certainty"),
+        arrays["accept"],
+        arrays.pop("ids"),
+        budget,
+        blind_share,
+        audit_share,
+        seed,
     )
-    rows = []
-    for k, item in enumerate(items.items):
-        rows.append(
-            {
-                "item": item.id,
-                "label": labels[pred[k]] if pred[k] >= 0 else None,
-                "confidence": None if np.isnan(conf[k]) else float(conf[k]),
-                "raw_confidence": None if np.isnan(raw[k]) else float(raw[k]),
-                "route": routes[k],
-                "setup": ev.setup,
-                "prompt_hash": prompt_hash,
-                "model": plan.models[the_setup.model_id].model
-                if jury is None
-                else [plan.models[s.model_id].model for s in members],
-                "threshold": ev.threshold,
-                "evaluation_run": ev.run_id,
-            }
-        )
-    queue = review_queue([dict(r) for r in rows], budget, blind_share, audit_share, seed)
-    fields = {it.id: dict(it.fields) for it in items.items}
+    pred = arrays.pop("pred").astype(np.int64)  # as ItemPredictions gave it
     if jury is None:
         estimates = pool_prevalence(evaluation, ev.setup, the_setup.confidence, pred)
     else:
         estimates = pool_prevalence(with_jury_records(evaluation), ev.setup, "auto", pred)
     write_json(run_dir / "estimates.json", estimates)
-    _write_jsonl(run_dir / "prelabels.jsonl", rows)
-    _write_jsonl(
-        run_dir / "review_queue.jsonl", [{**q, "fields": fields[q["item"]]} for q in queue]
-    )
+    table.finish(run_dir / "review_queue.jsonl", order, arrays.pop("lengths"))
+    n_accept = int(arrays["accept"].sum())
     manifest.update(
         status=f"stopped: {totals.stopped}" if totals.stopped else "complete",
         finished_at=now_iso(),
         counts={
-            "items": len(rows),
-            "accept": sum(r["route"] == "accept" for r in rows),
-            "review": sum(r["route"] == "review" for r in rows),
-            "no_label": sum(r["label"] is None for r in rows),
-            "queue": len(queue),
-            "blind_in_queue": sum(q["blind"] for q in queue),
+            "items": table.n,
+            "accept": n_accept,
+            "review": table.n - n_accept,
+            "no_label": int((pred < 0).sum()),
+            "queue": len(order[0]),
+            "blind_in_queue": int(order[2].sum()),
         },
         calls=totals.calls,
         cached=totals.cached,
     )
     write_json(run_dir / "manifest.json", manifest)
-    return LabelResult(run_dir, ev, rows, queue, estimates, totals.calls, totals.cached)
+    return LabelResult(
+        run_dir,
+        ev,
+        JsonlRows(run_dir / "prelabels.jsonl", table.n),
+        JsonlRows(run_dir / "review_queue.jsonl", len(order[0])),
+        estimates,
+        totals.calls,
+        totals.cached,
+    )
 
 
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+def _rows(
+    part: GoldSet,
+    labels: list[str],
+    pred: np.ndarray,
+    conf: np.ndarray,
+    raw: np.ndarray,
+    routes: list[str],
+    same: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """One chunk's lines of prelabels.jsonl."""
+    return [
+        {
+            "item": item.id,
+            "label": labels[pred[k]] if pred[k] >= 0 else None,
+            "confidence": None if np.isnan(conf[k]) else float(conf[k]),
+            "raw_confidence": None if np.isnan(raw[k]) else float(raw[k]),
+            "route": routes[k],
+            **same,
+        }
+        for k, item in enumerate(part.items)
+    ]
+
+
+def _settings_left(settings: dict[str, Any], totals: RunTotals) -> dict[str, Any]:
+    """The run's caps less what the chunks before spent: one budget for the whole pool."""
+    if settings.get("max_calls") is not None:
+        settings["max_calls"] = max(0, settings["max_calls"] - totals.calls)
+    if settings.get("budget_usd") is not None:
+        settings["budget_usd"] = max(0.0, settings["budget_usd"] - totals.cost_usd)
+    return settings
+
+
+def _new_models(specs: list[CallSpec], providers: dict[str, Any]) -> list[CallSpec]:
+    """The calls of models that have no provider yet (made for the first chunk that needs
+    one, so a fully cached pool makes none and never imports litellm)."""
+    return [s for s in specs if s.model_id not in providers]
+
+
+def _close(loop: asyncio.AbstractEventLoop) -> None:
+    """What asyncio.run does on the way out: cancel what is left, close generators, close."""
+    try:
+        left = asyncio.all_tasks(loop)
+        for task in left:
+            task.cancel()
+        if left:
+            loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        loop.close()
+
+
+def _add(totals: RunTotals, part: RunTotals) -> None:
+    totals.calls += part.calls
+    totals.labels += part.labels
+    totals.cached += part.cached
+    totals.cost_usd += part.cost_usd
+    totals.stopped = totals.stopped or part.stopped

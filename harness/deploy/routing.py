@@ -126,6 +126,10 @@ def review_queue(
     pre-label, so human-vs-LLM agreement stays measurable and reviewers are not anchored;
     an `audit_share` of accepted items is added blind too, to measure the realised error
     of auto-accepted labels.
+
+    `prelabel label` computes this order on arrays (harness/deploy/pool_outputs.py
+    `review_order`, so a pool need not be held as rows); this is the reference it is
+    tested against.
     """
     rng = random.Random(seed)
     failed = [r for r in rows if r["route"] == "review" and r["label"] is None]

@@ -24,6 +24,12 @@ class LabelCache:
         directory.mkdir(parents=True, exist_ok=True)
         # size_limit: labels are small; never evict a label somebody paid for.
         self._cache = diskcache.Cache(str(directory), size_limit=2**40, eviction_policy="none")
+        # SQLite's memory map of the file (64 MB) and page cache (32 MB) by diskcache's
+        # defaults fill as the cache grows and count in the process's memory: a run or a
+        # labelled pool would grow by ~1 KB per label up to ~100 MB. The OS caches the file
+        # anyway. This connection only: not stored in the cache's settings.
+        self._cache.reset("sqlite_mmap_size", 0, update=False)
+        self._cache.reset("sqlite_cache_size", 1024, update=False)
         self.directory = directory
 
     def get(self, key: str) -> ProviderReply | None:

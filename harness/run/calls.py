@@ -21,13 +21,13 @@ What differs between the three is a parameter of `Calls`, not a copy of this cod
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from harness.config import RunConfig
+from harness.core.aio import run_sync
 from harness.core.errors import UserError
 from harness.core.records import CallSpec, LabelRecord, ProviderReply
 from harness.providers import Provider, make_provider
@@ -137,6 +137,11 @@ class Calls:
         self.totals = RunTotals()  # the runner's own once it exists: partial on a failure
 
     def run(self) -> RunTotals:
+        return run_sync(self.arun())  # also from a notebook's cell (harness/core/aio.py)
+
+    async def arun(self) -> RunTotals:
+        """`run()` in the caller's event loop (`prelabel label` runs its chunks in one loop,
+        so its providers' connections serve every chunk)."""
         plan = self.plan
         sink = LabelSink(self.labels_file) if self.labels_file is not None else None
 
@@ -169,7 +174,7 @@ class Calls:
                 runner.health.record(record)  # answers already in the folder count as answers
             for record in self.replayed:
                 runner.emit(record)
-            return asyncio.run(runner.run())
+            return await runner.run()
         except UserError as exc:  # e.g. a provider that never answered: say where it is set
             locate(exc, plan.resolved.path, plan.resolved.key_lines)
             raise

@@ -6,6 +6,7 @@ before anything is written: `prelabel validate` is exactly this station.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -247,6 +248,10 @@ class SpecBuilder:
         fingerprint = model_fingerprint(model, self.resolved.base)
         masker = self.maskers.get(model.id)
         out: list[CallSpec] = []
+        # The messages before the last (the system prompt, shared examples) are mostly the
+        # same for every item: one copy each, not one per call (~0.4 kB a call). Providers
+        # copy messages before sending, so sharing is safe; the memo stays small.
+        shared: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = {}
         for item in gold.items:
             examples = selector.select(item) if selector else []
             sent = masker.item(item) if masker else item  # what this model may see
@@ -264,6 +269,7 @@ class SpecBuilder:
                     examples=examples,
                     task=self.task,
                 )
+                messages = _shared(messages, shared)
                 for sample in range(exp.run.samples if samples is None else samples):
                     key = cache_key(model, messages, params, schema, top, sample, fingerprint)
                     out.append(
@@ -284,6 +290,22 @@ class SpecBuilder:
                         )
                     )
         return out
+
+
+def _shared(
+    messages: tuple[Mapping[str, str], ...], memo: dict[tuple[tuple[str, str], ...], Any]
+) -> tuple[Mapping[str, str], ...]:
+    """The messages with each but the last replaced by an equal one seen before."""
+    out = []
+    for m in messages[:-1]:
+        key = tuple(m.items())
+        if key not in memo and len(memo) < SHARED_MESSAGES:
+            memo[key] = m
+        out.append(memo.get(key, m))
+    return (*out, *messages[-1:])
+
+
+SHARED_MESSAGES = 1024
 
 
 def presentations(task: TaskConfig, item: GoldItem, gold: GoldSet) -> list[tuple[GoldItem, bool]]:

@@ -65,6 +65,7 @@ class Runner:
         settings: RunSettings,
         on_record: Callable[[LabelRecord], None],
         providers: dict[str, Provider] | None = None,
+        gate: Gate | None = None,  # limits shared beyond this runner (a Ray shard's)
     ):
         self.specs = specs
         self.models = models
@@ -83,7 +84,7 @@ class Runner:
         # still holds the old one, so a sharer reads `_fresh`, never the cache).
         self._retry: dict[str, LabelRecord] = {}
         self._fresh: dict[str, ProviderReply] = {}
-        self.gate = Gate(
+        self.gate = gate or Gate(
             models,
             settings.concurrency,
             budget_usd=settings.budget_usd,
