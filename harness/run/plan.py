@@ -31,6 +31,7 @@ from harness.inputs.prompts import (
     render,
 )
 from harness.inputs.replay import read_replay
+from harness.inputs.tables import saved_dataset
 from harness.run.cache_keys import cache_key, model_fingerprint
 from harness.tasks.labelspace import LabelSpace
 
@@ -143,7 +144,7 @@ def check_files_exist(resolved: ResolvedExperiment) -> None:
         message = roots and outside_message(what, value, resolved.base, roots)
         if message:
             outside.append(Problem(message, resolved.path, None, key))
-        elif not path.is_file() and not (what == "gold set" and path.is_dir()):
+        elif not path.is_file() and not (what == "gold set" and saved_dataset(path)):
             # (a gold set may be a folder: a Hugging Face dataset saved with save_to_disk)
             state = "is a directory" if path.is_dir() else "does not exist"
             problems.append(Problem(f"{what} {path} {state}", resolved.path, None, key))
