@@ -7,15 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from conftest import flat, invoke, only_run_dir
+from servers import free_port, served, venv_with
 
 import harness
 
@@ -137,62 +133,26 @@ def test_the_python_api_logs_and_returns_the_mlflow_run(srv, experiment, file_st
 # ---------------------------------------------------------------- a real mlflow server
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     need_mlflow()
     root = tmp_path_factory.mktemp("mlflow-server")
-    venv = root / "venv"
-    made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True)
-    pip = subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "-q", "mlflow"], capture_output=True, text=True
-    )
-    if made.returncode or pip.returncode:
-        if os.environ.get("CI"):
-            pytest.fail(f"installing the mlflow server failed: {pip.stderr[-1500:]}")
-        pytest.skip("cannot install the mlflow server into its own virtual environment here")
-    port = _free_port()
-    log = (root / "server.log").open("w")
-    server = subprocess.Popen(
-        [
-            str(venv / "bin" / "mlflow"),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=root,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        while server.poll() is None:  # up when /health answers; no time limit of our own
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        assert server.poll() is None, (root / "server.log").read_text()[-3000:]
+    bin_ = venv_with(root, "mlflow")
+    port = free_port()
+    command = [
+        str(bin_ / "mlflow"),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(root / "artifacts"),
+    ]
+    with served(command, root, port) as url:
         yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
 
 
 def test_run_and_gate_log_to_a_real_mlflow_server(srv, experiment, mlflow_server, tmp_path):

@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 
 import pytest
 from conftest import flat, invoke, label_run, setup_experiment
+from servers import free_port, served, venv_with
 
 pytestmark = pytest.mark.http
 
@@ -38,73 +35,34 @@ def need_sdk():
     return pytest.importorskip("label_studio_sdk", reason="the labelstudio extra is not installed")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ls_server(tmp_path_factory):
     need_sdk()
     root = tmp_path_factory.mktemp("label-studio")
-    venv = root / "venv"
-    made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True)
-    pip = subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "-q", "label-studio"],
-        capture_output=True,
-        text=True,
-    )
-    if made.returncode or pip.returncode:
-        if os.environ.get("CI"):
-            pytest.fail(f"installing label-studio failed: {pip.stderr[-1500:]}")
-        pytest.skip("cannot install label-studio into its own virtual environment here")
-    port, data = _free_port(), root / "data"
+    bin_ = venv_with(root, "label-studio")
+    port, data = free_port(), root / "data"
     env = {**os.environ, "LABEL_STUDIO_BASE_DATA_DIR": str(data)}
     env.pop("LABEL_STUDIO_API_KEY", None)
-    log = (root / "server.log").open("w")
-    server = subprocess.Popen(
-        [
-            str(venv / "bin" / "label-studio"),
-            "start",
-            "--no-browser",
-            "--internal-host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data),
-            "--username",
-            "reviewer@example.com",
-            "--password",
-            "prelabel-test-password",
-            "--user-token",
-            TOKEN,
-            "--enable-legacy-api-token",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=root,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        while server.poll() is None:  # up when /health answers; no time limit of our own
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        assert server.poll() is None, (root / "server.log").read_text()[-3000:]
+    command = [
+        str(bin_ / "label-studio"),
+        "start",
+        "--no-browser",
+        "--internal-host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data),
+        "--username",
+        "reviewer@example.com",
+        "--password",
+        "prelabel-test-password",
+        "--user-token",
+        TOKEN,
+        "--enable-legacy-api-token",
+    ]
+    with served(command, root, port, env=env) as url:
         yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
 
 
 @pytest.fixture
