@@ -9,6 +9,8 @@ _API = {
     "load_run",
     "plan",
     "label",
+    "load_label",
+    "Labelled",
     "Evaluation",
     "LeaderboardRow",
     "Interval",

@@ -4,6 +4,7 @@
     ev = harness.evaluate("configs/demo.yaml")          # label (cached), score, report
     ev.leaderboard, ev.recommendation, ev.to_pandas()   # in Jupyter `ev` shows as a table
     harness.load_run("runs/20261204-...-demo-1a2b")     # a finished run read back
+    harness.label("configs/demo.yaml", items)           # pre-label new items: Labelled
     harness.plan("configs/demo.yaml")                   # calls, tokens and cost, no call made
 
 `config` is a path to a YAML config or a dict of the same shape (its relative paths are
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.api.evaluation import Evaluation, Interval, LeaderboardRow
+from harness.api.labelled import Labelled, label
 from harness.api.tracking import log_run, mlflow_settings
 from harness.core.errors import UserError
 from harness.core.records import LabelRecord
@@ -31,10 +33,13 @@ from harness.core.records import LabelRecord
 __all__ = [
     "Evaluation",
     "Interval",
+    "Labelled",
     "LeaderboardRow",
     "UserError",
     "config_file",
     "evaluate",
+    "label",
+    "load_label",
     "load_run",
     "plan",
     "run",
@@ -50,13 +55,21 @@ def evaluate(
     cache_dir: str | os.PathLike[str] | None = None,
     overrides: Mapping[str, Any] | None = None,
     mlflow: bool = False,
+    parquet: bool = False,
 ) -> Evaluation:
     """Label every gold item with every setup (through the cache), score, write the
     reports to a new run folder, and return it read back. A run a cap stopped short
     (run.budget_usd, run.max_calls, a batch deadline) raises UserError naming the folder
     and how to finish it. With `tracking.mlflow` in the config or `mlflow=True` the run is
     logged to MLflow (`Evaluation.mlflow_run_id`); if that fails, a warning says why."""
-    result = run(config, runs_dir=runs_dir, cache_dir=cache_dir, overrides=overrides, mlflow=mlflow)
+    result = run(
+        config,
+        runs_dir=runs_dir,
+        cache_dir=cache_dir,
+        overrides=overrides,
+        mlflow=mlflow,
+        parquet=parquet,
+    )
     if result.tracking_error is not None:
         import warnings
 
@@ -84,6 +97,7 @@ def run(
     resume: Any = None,
     mlflow: bool = False,
     track: bool = True,
+    parquet: bool = False,
 ) -> Any:
     """`evaluate` one level down, as `prelabel run` uses it: returns the pipeline's
     `RunResult` (run_dir, manifest, metrics or None when stopped short, totals), with the
@@ -93,6 +107,10 @@ def run(
     does not undo the run: it is in `tracking_error`."""
     from harness.run.pipeline import run_experiment
 
+    if parquet:
+        from harness.core.parquet import require_pyarrow
+
+        require_pyarrow()
     with config_file(config, overrides) as path:
         result = run_experiment(
             path,
@@ -103,6 +121,10 @@ def run(
             plan=plan,
             resume=resume,
         )
+    if parquet:  # beside labels.jsonl; a run stopped short has its labels so far
+        from harness.core.parquet import write_parquet_copies
+
+        write_parquet_copies(result.run_dir, ("labels.jsonl",))
     exp = result.manifest.config
     settings = mlflow_settings(_tracking(exp), mlflow)
     if settings is not None and track:
@@ -126,6 +148,11 @@ def _tracking(config: dict[str, Any]) -> Any:
 def load_run(path: str | os.PathLike[str]) -> Evaluation:
     """A finished run folder (runs/<id>) read back."""
     return Evaluation(Path(path))
+
+
+def load_label(path: str | os.PathLike[str]) -> Labelled:
+    """A finished label run folder (runs/<id>-label-...) read back."""
+    return Labelled(Path(path))
 
 
 def plan(

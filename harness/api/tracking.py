@@ -78,6 +78,8 @@ def log_run(
         )
     manifest = _read(run_dir / "manifest.json") or {}
     metrics = _read(run_dir / "metrics.json")
+    if manifest.get("kind") == "label":  # its figures are the pool's estimates
+        metrics = _read(run_dir / "estimates.json")
     name = settings.experiment or experiment
     now = int(time.time() * 1000)
     try:
@@ -89,7 +91,8 @@ def log_run(
             "prelabel.run_id": run_dir.name,
             "prelabel.status": str(manifest.get("status", "")),
             "prelabel.run_dir": str(run_dir.resolve()),
-            **_recommended(metrics),
+            **(_recommended(metrics) if manifest.get("kind") != "label" else {}),
+            **({"prelabel.setup": str(manifest["setup"])} if "setup" in manifest else {}),
             **(tags or {}),
         }
         run = client.create_run(exp_id, run_name=run_dir.name, tags=all_tags)
@@ -122,6 +125,8 @@ def figures(metrics: dict[str, Any] | None, manifest: dict[str, Any]) -> dict[st
     for key in ("labels", "cached", "calls", "cost_usd", "input_tokens", "output_tokens"):
         _put(out, f"totals/{key}", totals.get(key))
     _put(out, "totals/failures", sum((totals.get("failures") or {}).values()))
+    if manifest.get("kind") == "label":
+        _label_figures(out, manifest, metrics or {})
     gold_sets = (metrics or {}).get("gold_sets") or []
     for gs in gold_sets:
         prefix = f"{gs['id']}/" if len(gold_sets) > 1 else ""
@@ -135,6 +140,22 @@ def figures(metrics: dict[str, Any] | None, manifest: dict[str, Any]) -> dict[st
             llm = ((s.get("cost") or {}).get("llm") or {}).get("per_1k")
             _put(out, head + "cost_per_1k_usd", llm)
     return {NAME.sub("_", k): v for k, v in out.items()}
+
+
+def _label_figures(out: dict[str, float], manifest: dict[str, Any], estimates: dict) -> None:
+    """A label run: its routing counts, calls, and each label's share in the pool (PPI,
+    with its interval and the gold items behind it)."""
+    counts = manifest.get("counts") or {}
+    for key in ("items", "accept", "review", "no_label", "queue", "blind_in_queue"):
+        _put(out, f"label/{key}", counts.get(key))
+    if counts.get("items"):
+        _put(out, "label/accept_share", counts.get("accept", 0) / counts["items"])
+    _put(out, "label/calls", manifest.get("calls"))
+    _put(out, "label/cached", manifest.get("cached"))
+    _put(out, "label/threshold", manifest.get("threshold"))
+    for row in estimates.get("labels") or []:
+        ppi = row.get("ppi") or {}
+        _interval(out, f"pool_share/{row.get('label')}", {**ppi, "n": ppi.get("n_gold")})
 
 
 def _interval(out: dict[str, float], name: str, block: Any) -> None:
@@ -160,6 +181,12 @@ def _params(manifest: dict[str, Any]) -> dict[str, str]:
         "config_hash": str(manifest.get("config_hash", "")),
         "config_path": str(manifest.get("config_path", "")),
     }
+    if manifest.get("kind") == "label":  # what labelled which items, with what threshold
+        out["setup"] = str(manifest.get("setup"))
+        out["evaluation_run"] = str(manifest.get("evaluation_run"))
+        out["input_hash"] = str((manifest.get("input") or {}).get("content_hash", ""))
+        out["confidence"] = str(manifest.get("confidence"))
+        out["model"] = str(manifest.get("model"))
     for m in config.get("models") or []:
         out[f"model/{m.get('id')}"] = str(m.get("model"))
     for key, value in (manifest.get("prompt_hashes") or {}).items():

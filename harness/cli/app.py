@@ -22,6 +22,7 @@ from harness.cli import progress as cli_progress
 from harness.cli.common import (
     ConfigArg,
     MlflowOpt,
+    ParquetOpt,
     err,
     fail,
     out,
@@ -29,6 +30,7 @@ from harness.cli.common import (
     say_tracked,
     stopped_advice,
     warn,
+    warn_grouped,
     warn_if_no_boundary,
 )
 from harness.cli.leaderboard import print_leaderboard
@@ -47,13 +49,6 @@ cache_app = typer.Typer(no_args_is_help=True, help="Inspect or clear the label c
 app.add_typer(cache_app, name="cache")
 
 CACHE_HELP = "cache folder [$PRELABEL_CACHE_DIR, else .prelabel-cache]"
-
-
-def warn_grouped(gold_sets: list) -> None:
-    """Gold sets whose items look grouped while no cluster_by is set (statistics.md 3)."""
-    for gold in gold_sets:
-        if gold.grouping_warning:
-            warn(gold.grouping_warning)
 
 
 def default_cache_dir() -> Path:
@@ -220,6 +215,7 @@ def run(
         Path | None, typer.Argument(metavar="RUN", help="with --resume: the run folder")
     ] = None,
     mlflow: MlflowOpt = False,
+    parquet: ParquetOpt = False,
 ) -> None:
     """Label every gold item with every setup (cached), score, and write the reports."""
     from harness import api
@@ -255,6 +251,7 @@ def run(
                 settings_override=run_overrides(retry_failed, quiet),
                 resume=resumed,
                 mlflow=mlflow,
+                parquet=parquet,
             )
     except UserError as exc:
         fail(exc)
@@ -301,8 +298,8 @@ def run(
         head = f"recommended: {pick}" if pick else "recommended: none"
         out.print(f"{head}. {rec.get('reason', '')}", highlight=False)
     out.print(
-        f"reports: {result.run_dir}/report.html, report.md, metrics.json, labels.jsonl, "
-        "manifest.json"
+        f"reports: {result.run_dir}/report.html, report.md, metrics.json, labels.jsonl"
+        f"{' (and .parquet)' if parquet else ''}, manifest.json"
     )
 
 

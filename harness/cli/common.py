@@ -66,6 +66,21 @@ MlflowOpt = Annotated[
 ]
 
 
+ParquetOpt = Annotated[
+    bool,
+    typer.Option(
+        "--parquet", help="also write the labels (and a label run's prelabels) as Parquet"
+    ),
+]
+
+
+def warn_grouped(gold_sets: list) -> None:
+    """Gold sets whose items look grouped while no cluster_by is set (statistics.md 3)."""
+    for gold in gold_sets:
+        if gold.grouping_warning:
+            warn(gold.grouping_warning)
+
+
 def say_tracked(run_id: str | None, error: UserError | None) -> None:
     """The MLflow run a command logged, or why logging failed (the run itself stands)."""
     if run_id:

@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from harness.cli.common import ConfigArg, err, fail, out, warn, warn_if_no_boundary
+from harness.cli.common import (
+    ConfigArg,
+    MlflowOpt,
+    ParquetOpt,
+    err,
+    fail,
+    out,
+    say_tracked,
+    warn,
+    warn_if_no_boundary,
+)
 from harness.core.errors import UserError
 from harness.report.markdown_format import fmt_iv
 
@@ -15,7 +25,12 @@ from harness.report.markdown_format import fmt_iv
 def label(
     config: ConfigArg,
     input_path: Annotated[
-        Path, typer.Option("--input", "-i", help="unlabeled items, JSONL or CSV with an id")
+        Path,
+        typer.Option(
+            "--input",
+            "-i",
+            help="unlabeled items with an id: JSONL, CSV, Parquet, or a saved HF dataset folder",
+        ),
     ],
     setup: Annotated[
         str | None, typer.Option(help="setup id [the evaluation's recommendation]")
@@ -45,9 +60,11 @@ def label(
             "prelabel[ray]",
         ),
     ] = None,
+    parquet: ParquetOpt = False,
+    mlflow: MlflowOpt = False,
 ) -> None:
     """Pre-label new items with the evaluated setup; route each to accept or review."""
-    from harness.deploy.label import run_label
+    from harness.api.labelled import label as label_items
 
     warn_if_no_boundary(config)
     try:
@@ -55,11 +72,11 @@ def label(
             from harness.deploy.ray_shards import require_ray
 
             require_ray()
-        result = run_label(
+        result = label_items(
             config,
             input_path,
             setup=setup,
-            evaluation_dir=run,
+            evaluation=run,
             runs_dir=runs_dir,
             cache_dir=cache_dir,
             budget=budget,
@@ -68,27 +85,33 @@ def label(
             seed=seed,
             on_warning=warn,
             ray=ray,
+            parquet=parquet,
+            mlflow=mlflow,
         )
     except UserError as exc:
         fail(exc)
-    ev, rows = result.evaluation, result.rows
-    accepted = sum(r["route"] == "accept" for r in rows)
-    err.print(f"{len(rows)} items ({result.cached} labels from cache, {result.calls} calls)")
+    m, c = result.manifest, result.counts
+    err.print(f"{c['items']} items ({result.cached} labels from cache, {result.calls} calls)")
     threshold = (
-        "none (no threshold met the target)" if ev.threshold is None else f"{ev.threshold:.4f}"
+        "none (no threshold met the target)"
+        if result.threshold is None
+        else f"{result.threshold:.4f}"
     )
+    also = " (and .parquet)" if parquet else ""
     out.print(
-        f"setup {ev.setup} ({ev.why}, evaluation {ev.run_id}); threshold {threshold} on "
-        f"{ev.confidence_kind} confidence\n"
-        f"accept {accepted}, review {len(rows) - accepted}; review queue {len(result.queue)} "
-        f"items ({sum(q['blind'] for q in result.queue)} blind)\n"
-        f"written: {result.run_dir}/prelabels.jsonl, review_queue.jsonl, estimates.json, "
-        "labels.jsonl, manifest.json",
+        f"setup {result.setup} ({m['setup_chosen_by']}, evaluation {m['evaluation_run']}); "
+        f"threshold {threshold} on {m['confidence']} confidence\n"
+        f"accept {c['accept']}, review {c['review']}; review queue {c['queue']} "
+        f"items ({c['blind_in_queue']} blind)\n"
+        f"written: {result.run_dir}/prelabels.jsonl, review_queue.jsonl, labels.jsonl{also}, "
+        "estimates.json, manifest.json",
         highlight=False,
     )
+    if result.mlflow_run_id:
+        say_tracked(result.mlflow_run_id, None)
     est = result.estimates
     out.print(
-        f"label shares in the pool (n={len(rows)}; corrected with gold set "
+        f"label shares in the pool (n={c['items']}; corrected with gold set "
         f"{est['gold_set']}, prediction-powered inference, 95% intervals):",
         highlight=False,
     )

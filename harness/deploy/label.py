@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,7 +139,10 @@ def run_label(
     seed: int = 0,
     on_warning: Callable[[str], None] | None = None,
     ray: str | None = None,
+    keep_input: bool = False,
 ) -> LabelResult:
+    """`keep_input`: copy the pool into the run folder as input.jsonl (items the Python API
+    was given, which exist nowhere else)."""
     plan = prepare(config)
     exp = plan.resolved.experiment
     if task_type(exp.task.type).structured:
@@ -186,6 +191,8 @@ def run_label(
     run_id = new_run_id(f"{exp.name}-label")
     run_dir = runs / run_id
     run_dir.mkdir(parents=True)
+    if keep_input:
+        input_path = _copied(input_path, run_dir / "input.jsonl")
     manifest: dict[str, Any] = {
         "kind": "label",
         "run_id": run_id,
@@ -221,6 +228,7 @@ def run_label(
         "threshold": ev.threshold,
         "evaluation_run": ev.run_id,
     }
+    manifest["model"] = same["model"]  # written with the final manifest
     cache = LabelCache(cache_folder(cache_dir, exp.run))
     table = PoolTable(run_dir)
     totals = RunTotals()
@@ -362,6 +370,13 @@ def _close(loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(loop.shutdown_default_executor())
     finally:
         loop.close()
+
+
+def _copied(src: Path, dst: Path) -> Path:
+    tmp = dst.with_name(dst.name + ".tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+    return dst
 
 
 def _add(totals: RunTotals, part: RunTotals) -> None:

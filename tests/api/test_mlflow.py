@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import flat, invoke, only_run_dir
+from conftest import NEW, flat, invoke, label_run, only_run_dir, setup_experiment
 from servers import free_port, served, venv_with
 
 import harness
@@ -130,6 +130,50 @@ def test_the_python_api_logs_and_returns_the_mlflow_run(srv, experiment, file_st
     check_run(file_store, mlrun, ev.run_dir, "run")
 
 
+def check_label(mlrun, run_dir: Path) -> None:
+    """A label run's MLflow record: its routing counts, the pool's label shares with their
+    intervals, what labelled it, and its artifacts."""
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    estimates = json.loads((run_dir / "estimates.json").read_text())
+    got, counts = mlrun.data.metrics, manifest["counts"]
+    assert mlrun.data.tags["prelabel.command"] == "label"
+    assert mlrun.data.tags["prelabel.run_id"] == run_dir.name
+    assert mlrun.data.tags["prelabel.setup"] == manifest["setup"] == "zs@fake"
+    for key in ("items", "accept", "review", "queue"):
+        assert got[f"label/{key}"] == counts[key]
+    assert got["label/accept_share"] == pytest.approx(counts["accept"] / counts["items"])
+    assert got["label/threshold"] == pytest.approx(manifest["threshold"])
+    pos = next(r for r in estimates["labels"] if r["label"] == "positive")["ppi"]
+    assert got["pool_share/positive"] == pytest.approx(pos["estimate"])
+    assert got["pool_share/positive_low"] == pytest.approx(pos["low"])
+    assert got["pool_share/positive_n"] == pos["n_gold"]
+    params = mlrun.data.params
+    assert params["evaluation_run"] == manifest["evaluation_run"]
+    assert params["input_hash"] == manifest["input"]["content_hash"]
+    assert params["model"] == manifest["model"]
+
+
+def test_label_logs_its_routing_and_pool_estimates(srv, experiment, file_store, tmp_path):
+    exp, new = setup_experiment(srv, experiment, tmp_path)
+    os.environ["MLFLOW_TRACKING_URI"] = file_store
+    try:
+        result = invoke("label", str(exp.config), "--input", str(new), "--mlflow")
+        done = harness.label(exp.config, NEW, mlflow=True)
+    finally:
+        del os.environ["MLFLOW_TRACKING_URI"]
+    assert result.exit_code == 0, result.output
+    runs = {r.data.tags["prelabel.run_id"]: r for r in logged(file_store, "exp")}
+    labelled = [d.name for d in exp.run_dirs() if "-label-" in d.name]
+    assert sorted(runs) == sorted(labelled) and done.run_dir.name in runs and len(runs) == 2
+    [by_cli] = [r for name, r in runs.items() if name != done.run_dir.name]
+    assert f"mlflow: logged as run {by_cli.info.run_id}" in flat(result.output)
+    for name, mlrun in runs.items():
+        check_label(mlrun, exp.runs_dir / name)
+    assert done.mlflow_run_id == runs[done.run_dir.name].info.run_id
+    files = {a.path for a in client(file_store).list_artifacts(done.mlflow_run_id)}
+    assert {"manifest.json", "estimates.json"} <= files
+
+
 # ---------------------------------------------------------------- a real mlflow server
 
 
@@ -169,3 +213,15 @@ def test_run_and_gate_log_to_a_real_mlflow_server(srv, experiment, mlflow_server
     assert result.exit_code == 0, result.output
     runs = logged(mlflow_server, "served")
     assert sorted(r.data.tags["prelabel.command"] for r in runs) == ["gate", "run"]
+
+
+def test_label_logs_to_a_real_mlflow_server(srv, experiment, mlflow_server, tmp_path):
+    os.environ["MLFLOW_TRACKING_URI"] = mlflow_server
+    try:
+        exp, new = setup_experiment(srv, experiment, tmp_path)
+        result = invoke("label", str(exp.config), "--input", str(new), "--mlflow")
+    finally:
+        del os.environ["MLFLOW_TRACKING_URI"]
+    assert result.exit_code == 0, result.output
+    [mlrun] = logged(mlflow_server, "exp")  # setup_experiment's run was not flagged
+    check_label(mlrun, label_run(exp))
