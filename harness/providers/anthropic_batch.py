@@ -25,7 +25,13 @@ from typing import TYPE_CHECKING, Any
 from harness.core.errors import UserError
 from harness.core.records import CallSpec
 from harness.providers import ProviderError, batch_prices
-from harness.providers.batches import BatchLimits, BatchState, Result, completion_reply
+from harness.providers.batches import (
+    BatchLimits,
+    BatchState,
+    LostBatch,
+    Result,
+    completion_reply,
+)
 from harness.providers.batches import status_error as _status_error
 from harness.providers.litellm_provider import (
     LiteLLMProvider,
@@ -39,6 +45,7 @@ if TYPE_CHECKING:
     from harness.config import ModelConfig
 
 LIMITS = BatchLimits(max_requests=100_000, max_bytes=256 * 1024 * 1024)
+SKEW_S = 300.0  # how far the provider's clock may be behind ours when a lost batch is sought
 # Not a parameter of an Anthropic request (seed: one answer per sample needs it, and litellm
 # refuses it for Anthropic; log-probabilities: Anthropic has none).
 DROPPED = ("seed", "logprobs", "top_logprobs")
@@ -154,8 +161,27 @@ class AnthropicBatches:
         stage(batch_id=batch.id)
         return str(batch.id)
 
-    async def find(self, file_id: str) -> str | None:
-        return None  # no input file: `submit` writes the batch id down as soon as it exists
+    async def find(self, lost: LostBatch) -> str | None:
+        """A batch created at most SKEW_S before the journal's clock said it was sent (the
+        provider's clock may be behind ours) or any time after, holding as many requests,
+        that no other journal claims; the closest in time if several. Custom ids are unique
+        to their journal, so a wrong pick can only give results that match no request: the
+        lane then sends those requests again (harness/run/batch.py)."""
+        best: tuple[float, str] | None = None
+        page = await self._api(self.client.messages.batches.list(limit=100))
+        while True:
+            for b in page.data:  # newest first
+                created = b.created_at.timestamp()
+                if created < lost.since - SKEW_S:
+                    return best[1] if best else None
+                c = b.request_counts
+                total = c.processing + c.succeeded + c.errored + c.canceled + c.expired
+                if total == lost.n and str(b.id) not in lost.claimed:
+                    gap = abs(created - lost.since)
+                    best = min(best, (gap, str(b.id))) if best else (gap, str(b.id))
+            if not page.has_next_page():
+                return best[1] if best else None
+            page = await self._api(page.get_next_page())
 
     # ------------------------------------------------------------------ state and results
     async def state(self, batch_id: str) -> BatchState:

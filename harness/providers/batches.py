@@ -50,6 +50,18 @@ class BatchState:
 Result = tuple[str, ProviderReply | ProviderError]  # (custom id, what it got)
 
 
+@dataclass(frozen=True)
+class LostBatch:
+    """What a journal knows of a batch whose id it never got: the input file (if one was
+    uploaded), when the request to create it was about to be sent (unix seconds), how many
+    requests it held, and the batch ids other journals already claim."""
+
+    file_id: str | None
+    since: float
+    n: int
+    claimed: frozenset[str]
+
+
 class BatchAPI(Protocol):
     """One model's batch endpoint. Every method may raise `ProviderError` (the runner
     retries transient ones and stops on fatal ones, like a live call)."""
@@ -67,9 +79,10 @@ class BatchAPI(Protocol):
         known, so a process killed in between never submits the same batch twice."""
         ...
 
-    async def find(self, file_id: str) -> str | None:
-        """The batch already created from an uploaded input file, if any (a kill between
-        the upload and the moment its batch id was written down)."""
+    async def find(self, lost: LostBatch) -> str | None:
+        """The batch a killed process created but did not write down, if any: by its
+        uploaded input file (OpenAI), else by when it was sent and how many requests it
+        held (Anthropic, whose batches have no input file)."""
         ...
 
     async def state(self, batch_id: str) -> BatchState: ...

@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 from harness.core.errors import UserError
 from harness.core.records import CallSpec
 from harness.providers import ProviderError, batch_prices
-from harness.providers.batches import BatchLimits, BatchState, Result, completion_reply
+from harness.providers.batches import (
+    BatchLimits,
+    BatchState,
+    LostBatch,
+    Result,
+    completion_reply,
+)
 from harness.providers.batches import status_error as _status_error
 from harness.providers.litellm_provider import (
     LiteLLMProvider,
@@ -96,11 +102,13 @@ class OpenAIBatches:
         stage(batch_id=batch.id)
         return str(batch.id)
 
-    async def find(self, file_id: str) -> str | None:
+    async def find(self, lost: LostBatch) -> str | None:
+        if lost.file_id is None:  # killed before the upload finished: no batch can exist
+            return None
         page = await self._api(self.client.batches.list(limit=100))
         while True:
             for batch in page.data:
-                if batch.input_file_id == file_id:
+                if batch.input_file_id == lost.file_id:
                     return str(batch.id)
             if not page.has_next_page():
                 return None

@@ -28,13 +28,14 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from harness.core.errors import UserError
 from harness.core.records import CallSpec, ProviderReply
 from harness.providers import ProviderError
-from harness.providers.batches import BatchAPI, BatchState
+from harness.providers.batches import BatchAPI, BatchState, LostBatch
 from harness.run.batch_journal import Journal, open_journals
 from harness.run.ratelimit import Stopped
 
@@ -111,9 +112,15 @@ class BatchLane:
     # ------------------------------------------------------------------ submitting
     async def _reattach(self, journal: Journal) -> bool:
         """An earlier process's batch: keep polling it if it exists at the provider."""
-        if journal.batch_id is None and journal.file_id is not None:
-            found = await self._api(lambda: self.api.find(journal.file_id))
-            if found:
+        if journal.batch_id is None:  # killed before its id was written: look it up
+            claimed = frozenset(
+                j.batch_id
+                for j in open_journals(self.folder, self.api.endpoint)
+                if j.batch_id is not None
+            )
+            lost = LostBatch(journal.file_id, journal.created_at, len(journal.keys), claimed)
+            found = await self._api(lambda: self.api.find(lost))
+            if isinstance(found, str):  # not None (failed) nor True (_api's "no value")
                 journal.stage(batch_id=found)
         if journal.batch_id is None:  # killed before the batch existed: nothing was sent
             journal.done()
@@ -129,6 +136,9 @@ class BatchLane:
         chunk: dict[str, str] = {}
         lines: list[bytes] = []
         size = 0
+        # Custom ids unique to their batch's journal: results of a batch that is not the
+        # journal's (a lost Anthropic batch is found by time and size) match none of them.
+        token = uuid.uuid4().hex[:10]
         for key in keys:
             spec = self.waiting[key][0]
             try:
@@ -137,12 +147,13 @@ class BatchLane:
                 if stop.reason != "halted":
                     self.runner.totals.stopped = self.runner.totals.stopped or stop.reason
                 break  # the rest are not sent, not recorded: the next run sends them
-            custom_id = f"r{len(chunk)}"
+            custom_id = f"{token}-r{len(chunk)}"
             line = self.api.line(custom_id, spec)
             if chunk and (len(chunk) >= limits.max_requests or size + len(line) > limits.max_bytes):
                 await self._send(chunk, lines, round)
                 chunk, lines, size = {}, [], 0
-                custom_id = "r0"
+                token = uuid.uuid4().hex[:10]
+                custom_id = f"{token}-r0"
                 line = self.api.line(custom_id, spec)
             chunk[custom_id], size = key, size + len(line)
             lines.append(line)
@@ -171,9 +182,13 @@ class BatchLane:
         got: set[str] = set()
         failed: dict[str, ProviderError] = {}
 
+        foreign = 0
+
         async def read() -> None:
+            nonlocal foreign
             async for custom_id, result in self.api.results(journal.batch_id):
                 key = journal.keys.get(custom_id)
+                foreign += key is None
                 if key is None or key in got:
                     continue
                 got.add(key)
@@ -191,6 +206,12 @@ class BatchLane:
 
         if await self._api(read) is None:
             return  # results could not be read: the journal stays, a rerun reads them
+        if foreign and not got:  # a lost batch looked up wrongly: not ours, send ours again
+            self.open.remove(journal)
+            journal.done()
+            keys = [k for k in journal.keys.values() if k in self.waiting]
+            await self._submit(keys, round=journal.round)
+            return
         for key in journal.keys.values():
             if key not in got and key in self.waiting:
                 failed[key] = _unrun(state)

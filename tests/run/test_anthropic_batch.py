@@ -281,3 +281,80 @@ def test_an_answer_that_echoes_the_key_is_stored_masked(asrv, experiment, cache_
     assert all("[secret]" in r["raw"] for r in read_labels(run_dir))
     stored = b"".join(p.read_bytes() for p in cache_dir.rglob("*") if p.is_file())
     assert b"sk-ant-fake-0123456789" not in stored
+
+
+class Killed(BaseException):
+    """The process dies here (raised where a kill would land)."""
+
+
+def test_a_kill_between_create_and_the_id_write_finds_the_batch_by_time_and_size(
+    asrv, experiment, cache_dir, monkeypatch
+):
+    from harness.run.batch_journal import Journal
+
+    exp = batch_experiment(experiment, asrv)
+    real = Journal.stage
+
+    def killed_before_writing_the_batch_id(self, *, file_id=None, batch_id=None):
+        if batch_id is not None:
+            raise Killed  # the batch exists at Anthropic; its id is lost
+        real(self, file_id=file_id)
+
+    monkeypatch.setattr(Journal, "stage", killed_before_writing_the_batch_id)
+    with pytest.raises(Killed):
+        invoke("run", str(exp.config), "--quiet")
+    [journal] = journals(cache_dir)
+    assert json.loads(journal.read_text())["batch_id"] is None and len(asrv.created) == 1
+    monkeypatch.setattr(Journal, "stage", real)
+    _, run_dir = run(exp)
+    assert len(asrv.created) == 1 and asrv.live == []  # found, not created again
+    records = read_labels(run_dir)
+    assert sorted(r["item"] for r in records) == sorted(TEXT)
+    assert all(r["label"] == rule_label(TEXT[r["item"]]) for r in records)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["totals"]["batches"]["claude"]["resumed"] == 1
+    assert journals(cache_dir) == []
+
+
+def test_a_lost_batch_looked_up_wrongly_is_not_taken_for_ours(
+    asrv, experiment, cache_dir, monkeypatch
+):
+    """Killed before Anthropic got the batch, while someone else's batch of the same size
+    was created in the same minutes: the lookup takes it, its results match none of the
+    journal's custom ids, and our requests are sent again (no label from the wrong batch)."""
+    import httpx
+
+    from harness.providers.anthropic_batch import AnthropicBatches
+
+    exp = batch_experiment(experiment, asrv)
+
+    async def killed_before_sending(self, lines, stage):
+        raise Killed
+
+    real = AnthropicBatches.submit
+    monkeypatch.setattr(AnthropicBatches, "submit", killed_before_sending)
+    with pytest.raises(Killed):
+        invoke("run", str(exp.config), "--quiet")
+    assert len(journals(cache_dir)) == 1 and asrv.created == []
+    other = [
+        {
+            "custom_id": f"theirs-{k}",
+            "params": {
+                "model": "claude-haiku-4-5",
+                "max_tokens": 16,
+                "messages": [{"role": "user", "content": "Awful, just awful."}],
+            },
+        }
+        for k in range(len(GOLD))
+    ]
+    created = httpx.post(f"{asrv.base_url}/v1/messages/batches", json={"requests": other})
+    assert created.status_code == 200
+    monkeypatch.setattr(AnthropicBatches, "submit", real)
+    _, run_dir = run(exp)
+    assert len(asrv.created) == 2  # theirs, then ours sent again
+    ours = asrv.created[1]["requests"]
+    assert not any(r["custom_id"].startswith("theirs-") for r in ours)
+    records = read_labels(run_dir)
+    assert sorted(r["item"] for r in records) == sorted(TEXT)
+    assert all(r["label"] == rule_label(TEXT[r["item"]]) for r in records)
+    assert journals(cache_dir) == []

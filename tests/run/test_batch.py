@@ -417,3 +417,31 @@ def test_quiet_silences_the_progress_lines(bsrv, experiment):
     result = invoke("run", str(exp.config), "--quiet")
     assert result.exit_code == 0, result.output
     assert "batch fake:" not in result.output
+
+
+def test_an_upload_whose_batch_was_never_created_is_sent_again(
+    bsrv, experiment, cache_dir, monkeypatch
+):
+    """Killed after the input file was uploaded but before the batch was created: the
+    lookup by file finds nothing, so the requests go out in a new batch (a lookup that
+    found nothing once became the batch id `True`, polled until the run failed)."""
+    exp = batch_experiment(experiment, bsrv)
+    real_stage = Journal.stage
+
+    def killed_after_the_upload(self, *, file_id=None, batch_id=None):
+        real_stage(self, file_id=file_id, batch_id=batch_id)
+        if file_id is not None:
+            raise Killed  # the file is uploaded; the batch is not created
+
+    monkeypatch.setattr(Journal, "stage", killed_after_the_upload)
+    with pytest.raises(Killed):
+        invoke("run", str(exp.config), "--quiet")
+    [journal] = journals(cache_dir)
+    data = json.loads(journal.read_text())
+    assert data["file_id"] and data["batch_id"] is None and bsrv.created == []
+    monkeypatch.setattr(Journal, "stage", real_stage)
+    _, run_dir = run(exp)
+    assert len(bsrv.created) == 1
+    records = read_labels(run_dir)
+    assert len(records) == len(GOLD) and all(r.get("failure") is None for r in records)
+    assert journals(cache_dir) == []
