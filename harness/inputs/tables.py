@@ -25,9 +25,17 @@ FORMATS = ("parquet", "hf")
 
 def table_rows(path: Path, fmt: str, what: str) -> tuple[str, Iterator[tuple[int, Any]]]:
     """(content hash, (row number, row) for every row) of a Parquet file or a saved dataset."""
-    if fmt == "parquet":
-        return _digest([path], what), _parquet(path, what)
-    return _digest(_dataset_files(path, what), what), _dataset(path, what)
+    return table_digest(path, fmt, what), table_iter(path, fmt, what)
+
+
+def table_digest(path: Path, fmt: str, what: str) -> str:
+    """The content hash alone (a pool is hashed once per pass, not once per read of its rows)."""
+    return _digest([path] if fmt == "parquet" else _dataset_files(path, what), what)
+
+
+def table_iter(path: Path, fmt: str, what: str) -> Iterator[tuple[int, Any]]:
+    """(row number, row) for every row, a batch at a time for Parquet."""
+    return _parquet(path, what) if fmt == "parquet" else _dataset(path, what)
 
 
 def saved_dataset(path: Path) -> bool:
@@ -64,6 +72,8 @@ def _dataset(path: Path, what: str) -> Iterator[tuple[int, Any]]:
         raise _missing("datasets", what, path, "hf") from None
     try:
         data = datasets.load_from_disk(str(path))
+    except IndexError:  # datasets cannot load what it saved with no rows (no data files)
+        return
     except (OSError, ValueError, FileNotFoundError) as exc:
         raise UserError.at(
             f"{what} is not a dataset saved with save_to_disk: {str(exc).splitlines()[0][:200]}",

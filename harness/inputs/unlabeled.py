@@ -1,5 +1,8 @@
 """New, unlabeled items for `prelabel label` (inputs station): JSONL (one object per line, `#`
-comments) or CSV (a header row), each with an `id` and the fields the prompt template uses.
+comments), CSV (a header row), Parquet (`.parquet`, `.pq`) or a Hugging Face dataset folder
+written by `save_to_disk`, each item with an `id` and the fields the prompt template uses.
+Tables are read by harness/inputs/tables.py, as gold sets are: rows numbered from 1 stand in
+for lines, and the content hash is the table's digest.
 
 A pool may hold millions of items, so it is read in passes over the file rather than kept:
 `scan_unlabeled` checks it whole (UTF-8, JSON, ids, duplicates) and hashes it, holding 8
@@ -23,6 +26,7 @@ import numpy as np
 
 from harness.core.errors import Problem, UserError
 from harness.core.records import GoldItem, GoldSet
+from harness.inputs.tables import saved_dataset, table_digest, table_iter
 
 MAX_PROBLEMS = 200
 WHAT = "input file"
@@ -31,7 +35,8 @@ BLOCK = 1 << 20
 
 @dataclass(frozen=True)
 class Pool:
-    """A checked input file: how many items it holds and the sha256 of its bytes."""
+    """A checked input file: how many items it holds and the sha256 of its bytes (of a
+    table, its digest as tables.py computes it)."""
 
     path: Path
     n: int
@@ -94,9 +99,31 @@ def _bytes_pass(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _table(path: Path) -> str | None:
+    """The tables.py format of a Parquet or saved-dataset pool; None for JSONL and CSV."""
+    if saved_dataset(path):
+        return "hf"
+    return "parquet" if path.suffix.lower() in {".parquet", ".pq"} else None
+
+
+def _unit(path: Path) -> str:
+    return "row" if _table(path) else "line"
+
+
+def _content_hash(path: Path) -> str:
+    # A table's strings are decoded by its reader: only JSONL and CSV need the UTF-8 pass.
+    fmt = _table(path)
+    return table_digest(path, fmt, WHAT) if fmt else _bytes_pass(path)
+
+
 def _rows(path: Path, json_problems: list[Problem]) -> Iterator[tuple[int, object]]:
     """(line, parsed row) of every row; a JSONL line that is no JSON goes to `json_problems`.
-    Lines split on "\\n" only, as io.StringIO of the decoded text did before."""
+    Lines split on "\\n" only, as io.StringIO of the decoded text did before. A table's rows
+    are numbered from 1 instead."""
+    fmt = _table(path)
+    if fmt:
+        yield from table_iter(path, fmt, WHAT)
+        return
     with _open(path, "r", encoding="utf-8-sig", newline="\n") as f:
         if path.suffix.lower() == ".csv":
             reader = csv.DictReader(f)
@@ -140,7 +167,7 @@ def scan_unlabeled(path: Path, set_id: str = "input") -> Pool:
     """Check the whole file and count its items; every problem a UserError, as when the file
     was read whole: JSON problems first, then each row's (a missing or repeated id) in line
     order, at most MAX_PROBLEMS. Holds a 64-bit hash per id, not the ids."""
-    content_hash = _bytes_pass(path)
+    content_hash = _content_hash(path)
     json_problems: list[Problem] = []
     missing: list[tuple[int, Problem]] = []  # (row number, problem)
     hashes = array("q")
@@ -165,10 +192,12 @@ def scan_unlabeled(path: Path, set_id: str = "input") -> Pool:
                 break
             problems.append(problem)
             last = row
-        raise UserError(problems, hint=f"fix these lines of {path.name}")
+        raise UserError(problems, hint=f"fix these {_unit(path)}s of {path.name}")
     n = int(valid.sum())
     if not n:
-        raise UserError.at("the input file has no items", file=path, hint="one item per line")
+        raise UserError.at(
+            "the input file has no items", file=path, hint=f"one item per {_unit(path)}"
+        )
     return Pool(path, n, content_hash, set_id)
 
 
@@ -183,13 +212,14 @@ def _duplicates(path: Path, hashes: np.ndarray, has_id: np.ndarray) -> list[tupl
     suspects = set(twice.tolist())
     seen: dict[str, int] = {}
     out: list[tuple[int, Problem]] = []
+    unit = _unit(path)
     for row, (lineno, obj) in enumerate(_rows(path, [])):
         if not has_id[row] or hash(str(obj["id"])) not in suspects:  # type: ignore[index]
             continue
         item_id = str(obj["id"])  # type: ignore[index]
         if item_id in seen:
             out.append(
-                (row, Problem(f"duplicate id {item_id!r} (line {seen[item_id]})", path, lineno))
+                (row, Problem(f"duplicate id {item_id!r} ({unit} {seen[item_id]})", path, lineno))
             )
         else:
             seen[item_id] = lineno
@@ -209,7 +239,7 @@ def iter_unlabeled(pool: Pool, chunk: int) -> Iterator[GoldSet]:
             items = []
     if items:
         yield _gold(pool, items)
-    if _bytes_pass(pool.path) != pool.content_hash:
+    if _content_hash(pool.path) != pool.content_hash:
         raise UserError.at(
             f"the {WHAT} changed while it was being labelled",
             file=pool.path,
