@@ -122,7 +122,15 @@ def _rows(path: Path, json_problems: list[Problem]) -> Iterator[tuple[int, objec
     are numbered from 1 instead."""
     fmt = _table(path)
     if fmt:
-        yield from table_iter(path, fmt, WHAT)
+        for row, obj in table_iter(path, fmt, WHAT):
+            # Every row of a table has the same columns: one error, as for a CSV header.
+            if row == 1 and isinstance(obj, dict) and "id" not in obj:
+                raise UserError.at(
+                    f"the table has no 'id' column (columns: {', '.join(map(str, obj))[:200]})",
+                    file=path,
+                    hint="add an id column (or rename the column that identifies each item)",
+                )
+            yield row, obj
         return
     with _open(path, "r", encoding="utf-8-sig", newline="\n") as f:
         if path.suffix.lower() == ".csv":

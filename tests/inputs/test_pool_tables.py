@@ -151,3 +151,16 @@ def test_label_writes_the_same_prelabels_from_parquet(srv, experiment, tmp_path)
     manifest = json.loads((from_parquet / "manifest.json").read_text())
     assert manifest["input"]["content_hash"] == table_digest(table, "parquet", "x")
     assert manifest["input"]["n"] == len(NEW)
+
+
+def test_a_table_without_an_id_column_is_one_error_not_one_per_row(tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow as pa
+
+    path = tmp_path / "pool.parquet"
+    pq.write_table(pa.table({"text": [f"t{k}" for k in range(500)], "key": list(range(500))}), path)
+    with pytest.raises(UserError) as caught:
+        scan_unlabeled(path)
+    [problem] = caught.value.problems
+    assert problem.file == path and "no 'id' column" in problem.message
+    assert "text, key" in problem.message
