@@ -53,6 +53,7 @@ class FakeBatchServer(FakeOpenAIServer):
         self.batch_lines: list[dict] = []
         self.polls = 0
         self.uploads = 0
+        self.azure_calls: list[tuple[str, str, str | None, str | None]] = []
         self._batch_ids = itertools.count(1)
 
     def _routes(self, app: web.Application) -> None:
@@ -62,6 +63,29 @@ class FakeBatchServer(FakeOpenAIServer):
         app.router.add_get("/v1/batches", self._list)
         app.router.add_get("/v1/batches/{id}", self._retrieve)
         app.router.add_post("/v1/batches/{id}/cancel", self._cancel)
+        # Azure OpenAI: the same calls under /openai/, each with ?api-version= and an api-key
+        # header (recorded in srv.azure_calls as (method, path, api-version, api-key)).
+        for method, path, handler in (
+            ("POST", "/openai/files", self._upload),
+            ("GET", "/openai/files/{id}/content", self._content),
+            ("POST", "/openai/batches", self._create),
+            ("GET", "/openai/batches", self._list),
+            ("GET", "/openai/batches/{id}", self._retrieve),
+            ("POST", "/openai/batches/{id}/cancel", self._cancel),
+        ):
+            app.router.add_route(method, path, self._azure(handler))
+
+    def _azure(self, handler: Callable) -> Callable:
+        async def serve(request: web.Request) -> web.StreamResponse:
+            version = request.query.get("api-version")
+            self.azure_calls.append(
+                (request.method, request.path, version, request.headers.get("api-key"))
+            )
+            if not version:  # Azure refuses a call without one
+                return web.Response(status=404, text=_error_json(404, "api-version missing"))
+            return await handler(request)
+
+        return serve
 
     # ------------------------------------------------------------------ files
     def _file(self, data: bytes, purpose: str) -> str:

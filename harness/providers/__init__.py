@@ -193,15 +193,15 @@ def _litellm_batch_prices(model: str) -> Prices | None:
 
 
 def _litellm_batches(model: ModelConfig) -> Any:
-    """OpenAI's Batch API (and OpenAI-compatible servers that have it); Anthropic's Message
-    Batches for anthropic/... models."""
+    """OpenAI's Batch API (and OpenAI-compatible servers that have it), Azure OpenAI's for
+    azure/... models, Anthropic's Message Batches for anthropic/... models."""
     if model.model.startswith("anthropic/"):
         from harness.providers.anthropic_batch import AnthropicBatches
 
         return AnthropicBatches(model)
-    from harness.providers.openai_batch import OpenAIBatches
+    from harness.providers.openai_batch import AzureBatches, OpenAIBatches
 
-    return OpenAIBatches(model)
+    return (AzureBatches if model.model.startswith("azure/") else OpenAIBatches)(model)
 
 
 def _local_provider(model: ModelConfig, base: Path) -> Provider:

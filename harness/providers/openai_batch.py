@@ -1,5 +1,6 @@
 """OpenAI's Batch API and every OpenAI-compatible server with `/v1/files` + `/v1/batches`
-(OpenAI, hosted vLLM, ...), through the official `openai` client (a dependency of litellm).
+(OpenAI, hosted vLLM, ...), and Azure OpenAI's (`AzureBatches`), through the official `openai`
+client (a dependency of litellm).
 
 A request line is the live call's body (harness/providers/litellm_provider.request_params),
 so a batch answer and a live answer of one spec share one cache entry. The model name in a
@@ -37,9 +38,16 @@ if TYPE_CHECKING:
 # litellm provider names whose servers speak OpenAI's Batch API at `api_base`.
 OPENAI_COMPATIBLE = frozenset({"openai", "hosted_vllm", "custom_openai"})
 LIMITS = BatchLimits(max_requests=50_000, max_bytes=200 * 1024 * 1024)
+# litellm arguments a config may put under params that say where and how to call, which a
+# batch line must not carry in its body.
+CLIENT_PARAMS = ("api_version", "api_key", "api_base", "base_url")
+AZURE_API_VERSION = "2024-10-21"  # the first GA version with the Batch API
 
 
 class OpenAIBatches:
+    PROVIDERS = OPENAI_COMPATIBLE
+    URL = "/v1/chat/completions"  # where each line of the batch goes
+
     def __init__(self, model: ModelConfig):
         self.config = model
         litellm = _litellm()
@@ -48,35 +56,34 @@ class OpenAIBatches:
             name, provider, _, _ = litellm.get_llm_provider(model.model, api_base=model.api_base)
         except Exception:  # litellm does not know the model string at all
             name, provider = model.model, None
-        if provider not in OPENAI_COMPATIBLE:
+        if provider not in self.PROVIDERS:
             raise UserError.at(
                 f"model '{model.id}' ({model.model}) has no OpenAI-compatible batch endpoint "
                 f"(litellm provider {provider or 'unknown'})",
                 key=f"models.{model.id}.batch",
-                hint="batch mode covers openai/..., hosted_vllm/... and any OpenAI-compatible "
-                "server with /v1/batches (set api_base), and anthropic/...; remove batch: true "
-                "to call this model live",
+                hint="batch mode covers openai/..., azure/..., hosted_vllm/... and any "
+                "OpenAI-compatible server with /v1/batches (set api_base), and anthropic/...; "
+                "remove batch: true to call this model live",
             )
         self.model_name = name
         key = LiteLLMProvider(model).api_key  # the live provider's checks: env var, host
-        from openai import AsyncOpenAI
-
-        # The client's own retries (2) cover a dropped poll; the runner retries the rest.
-        self.client = AsyncOpenAI(api_key=key, base_url=model.api_base, timeout=120.0)
-        self.api_key = key
+        self.api_key, self.client = self._client(model, key)
         self.endpoint = str(self.client.base_url).rstrip("/")
         self.limits = LIMITS
         self.prices = batch_prices(model)[0]
 
+    def _client(self, model: ModelConfig, key: str | None) -> tuple[str | None, Any]:
+        from openai import AsyncOpenAI
+
+        # The client's own retries (2) cover a dropped poll; the runner retries the rest.
+        return key, AsyncOpenAI(api_key=key, base_url=model.api_base, timeout=120.0)
+
     def line(self, custom_id: str, spec: CallSpec) -> bytes:
         body = {"model": self.model_name, "messages": [dict(m) for m in spec.messages]}
         body.update(request_params(spec))
-        request = {
-            "custom_id": custom_id,
-            "method": "POST",
-            "url": "/v1/chat/completions",
-            "body": body,
-        }
+        for name in CLIENT_PARAMS:  # how to reach the model, not part of the question
+            body.pop(name, None)
+        request = {"custom_id": custom_id, "method": "POST", "url": self.URL, "body": body}
         return json.dumps(request, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
     async def _api(self, call: Any) -> Any:
@@ -94,7 +101,7 @@ class OpenAIBatches:
         batch = await self._api(
             self.client.batches.create(
                 input_file_id=upload.id,
-                endpoint="/v1/chat/completions",
+                endpoint=self.URL,
                 completion_window="24h",
                 metadata={"created_by": "prelabel"},
             )
@@ -174,3 +181,38 @@ class OpenAIBatches:
 
     async def cancel(self, batch_id: str) -> None:
         await self._api(self.client.batches.cancel(batch_id))
+
+
+class AzureBatches(OpenAIBatches):
+    """Azure OpenAI's Batch API: the same Files and Batches calls, under `{endpoint}/openai/`
+    with an `api-version` and the `api-key` header (the `openai` package's AsyncAzureOpenAI),
+    each line addressed to `/chat/completions` with the deployment as its model. Endpoint,
+    key and version as litellm takes them for a live azure/... call: api_base, api_key_env
+    and params.api_version, else $AZURE_API_BASE, $AZURE_API_KEY and $AZURE_API_VERSION."""
+
+    PROVIDERS = frozenset({"azure"})
+    URL = "/chat/completions"
+
+    def _client(self, model: ModelConfig, key: str | None) -> tuple[str | None, Any]:
+        import os
+
+        from openai import AsyncAzureOpenAI
+
+        endpoint = model.api_base or os.environ.get("AZURE_API_BASE")
+        if not endpoint:
+            raise UserError.at(
+                f"model '{model.id}' ({model.model}) needs its Azure endpoint for batch mode",
+                key=f"models.{model.id}.api_base",
+                hint="set api_base to https://<resource>.openai.azure.com (or export "
+                "AZURE_API_BASE)",
+            )
+        key = key or os.environ.get("AZURE_API_KEY")
+        version = str(
+            model.params.get("api_version")
+            or os.environ.get("AZURE_API_VERSION")
+            or AZURE_API_VERSION
+        )
+        client = AsyncAzureOpenAI(
+            api_key=key, azure_endpoint=endpoint, api_version=version, timeout=120.0
+        )
+        return key, client
