@@ -28,6 +28,7 @@ from markupsafe import Markup, escape
 from harness.core.money import usd
 from harness.core.records import RunManifest
 from harness.report import leaderboard_notes, svg
+from harness.report.juries_md import jury_notes, share_iv
 from harness.report.markdown_format import alpha_band, kappa_band
 
 MAX_PAIR_ROWS = 15  # annotator pairs listed one by one; a crowd gets a summary line
@@ -49,6 +50,8 @@ def render_html(manifest: RunManifest, metrics: dict[str, Any]) -> str:
         level=round(float((metrics.get("bootstrap") or {}).get("level", 0.95)) * 100),
         recs=recs,
         top_rec=None if placed else top_rec,
+        jury_notes=jury_notes,
+        share_iv=share_iv,
     )
 
 

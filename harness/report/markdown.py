@@ -11,6 +11,7 @@ from harness.report import leaderboard_notes as notes
 from harness.report.clusters_md import with_clustering
 from harness.report.decision_md import decision_section
 from harness.report.deploy_md import deploy_md, groups_humans_lines, prompt_stability_md
+from harness.report.juries_md import juries_md
 from harness.report.markdown_format import alpha_band, by_kappa, fmt, fmt_iv, kappa_band, table
 from harness.report.power_md import power_md
 from harness.report.reference_md import dawid_skene_md
@@ -50,6 +51,7 @@ def render_markdown(manifest: RunManifest, metrics: dict[str, Any]) -> str:
         else:
             section = _gold_set(gs, level)
         out += with_clustering(section, gs)
+    out += juries_md(metrics)
     return "\n".join(out) + "\n"
 
 

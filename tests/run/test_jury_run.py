@@ -15,6 +15,7 @@ from fake_openai import Reply
 from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
 from harness.gate.baseline import snapshot
+from harness.metrics.audit import wilson_interval
 from harness.run.store import load_run_context
 
 MEMBERS = ["zs@m1", "zs@m2", "zs@m3"]
@@ -165,3 +166,33 @@ def deploy_the_jury(srv, exp, new) -> None:
     refused = invoke("label", str(exp.config), "--input", str(new), "--setup", "panel")
     assert refused.exit_code == 2
     assert "is not the jury evaluation run" in flat(refused.output)
+
+
+def test_the_reports_say_what_each_jury_is_made_of(srv, jury_experiment):
+    """report.md and report.html name each jury's members, rule, that it made no call, how
+    its weights stay out of fold, and each member's record behind its weight, with its n."""
+    exp = jury_experiment
+    assert invoke("run", str(exp.config), "--quiet").exit_code == 0
+    [run_dir] = exp.run_dirs()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    by_id = {j["id"]: j for j in metrics["juries"]}
+    md = (run_dir / "report.md").read_text()
+    section = md[md.index("## Juries") :]
+    assert "`panel`: majority vote of `zs@m1`, `zs@m2`, `zs@m3`" in section
+    assert "`wpanel`: weighted vote of" in section
+    assert "It made 0 calls" in section and "other folds of 5" in section
+    for member in by_id["wpanel"]["gold_sets"][0]["members"]:
+        right, n = member["right"], member["answered"]
+        iv = wilson_interval(right, n)
+        row = (
+            f"| `g` | `{member['setup']}` | {right} / {n} | "
+            f"{right / n:.3f} [{iv.low:.3f}, {iv.high:.3f}] |"
+        )
+        assert row in section  # the record behind each weight, with its n and interval
+        weight = by_id["wpanel"]["deploy_weights"][member["setup"]]
+        assert f"{weight:.3f} |" in section
+    html = (run_dir / "report.html").read_text()
+    block = html[html.index('id="juries"') :]
+    assert "<code>panel</code>: majority vote of" in block
+    assert "<code>wpanel</code>: weighted vote of" in block
+    assert block.count("<tr><td>g</td>") == 2 * len(MEMBERS)
