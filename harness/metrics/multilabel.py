@@ -229,3 +229,10 @@ def multilabel_ci(
         return _scores(counts.reshape(-1, n).astype(float), parts, metric)
 
     return bootstrap_items(values, n, n_boot, seed, level, clusters, batched=True)
+
+
+def item_scores(ref: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-item quantities of the referenced items (`exact`, `jaccard`, `answered`, ...) and
+    `kept`, which items of `ref` have a reference: what joint resamples of several setups
+    need (harness/score/selection_sets.py)."""
+    return {**_parts(ref, pred), "kept": _indicator(ref, "ref", 2)[1]}

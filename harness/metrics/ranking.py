@@ -304,3 +304,9 @@ def ranking_ci(
             return np.where(total > 0, values[index].sum(axis=1) / np.maximum(total, 1), np.nan)
 
     return bootstrap_items(statistic, n, n_boot, seed, level, clusters, batched=True)
+
+
+def item_scores(ref: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-item top-1 hit, answered, tau and rho of the referenced items, and `kept`: what
+    joint resamples of several setups need (harness/score/selection_sets.py)."""
+    return _per_item(ref, pred)

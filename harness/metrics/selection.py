@@ -290,3 +290,68 @@ def _stabilise(name: str, estimate: np.ndarray, agreement: np.ndarray):
         return (np.sin(y) ** 2 - chance) / (1.0 - chance)
 
     return forward, back
+
+
+def ratio_band(
+    num: np.ndarray,
+    den: np.ndarray,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    clusters: np.ndarray | None = None,
+    share: bool = True,
+    bounds: tuple[float, float] = (0.0, 1.0),
+) -> Band:
+    """Simultaneous intervals of k statistics that are ratios of per-item sums, sum(num) /
+    sum(den) per column of the (n, k) arrays, on the same items: multi-label exact match and
+    ranking top-1 (den 1 per item) or mean Kendall tau over answered items (den 1 where
+    answered). One joint resample of the items (whole clusters with ``clusters``) for every
+    column, as ``joint_replicates``; a ``share`` (a proportion) is banded on the
+    arcsine-square-root scale like accuracy, any other statistic on its own scale."""
+    num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
+    if num.ndim != 2 or num.shape != den.shape:
+        raise ValueError(f"num and den must be (n, k) alike, got {num.shape} and {den.shape}")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    n, k = num.shape
+    if clusters is None:
+        group, n_clusters = np.arange(n), None
+    else:
+        ids = np.asarray(clusters)
+        if ids.shape != (n,):
+            raise ValueError(f"clusters must have one entry per item ({n}), got {ids.shape}")
+        group = np.unique(ids, return_inverse=True)[1].ravel()
+        n_clusters = int(group.max()) + 1 if n else 0
+    g = int(group.max()) + 1 if n else 0
+    table = np.zeros((g, 2 * k))
+    np.add.at(table, group, np.column_stack([num, den]))
+
+    def ratio(sums: np.ndarray) -> np.ndarray:
+        top, bottom = sums[:, :k], sums[:, k:]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(bottom > 0, top / np.where(bottom > 0, bottom, 1.0), np.nan)
+
+    estimate = ratio(table.sum(axis=0, keepdims=True))[0]
+    if n == 0:
+        nan = np.full(k, np.nan)
+        return Band(estimate, nan, nan, np.zeros(k), float("nan"), 0, n_clusters, 0, level)
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _CHUNK_ELEMENTS // max(g, 2 * k))
+    parts = []
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        drawn = rng.integers(0, g, size=(b, g))  # as joint_replicates draws: Multinomial(G)
+        offsets = (np.arange(b)[:, None] * g + drawn).ravel()
+        weights = np.bincount(offsets, minlength=b * g).reshape(b, g).astype(float)
+        parts.append(ratio(weights @ table))
+    replicates = np.concatenate(parts)
+    if share:
+        forward, back = _stabilise("accuracy", estimate, estimate)
+        scale = (0.0, np.pi / 2)
+    else:
+        forward = back = np.asarray  # type: ignore[assignment]
+        scale = bounds
+    low, high, se, critical, used = max_t_band(forward(estimate), forward(replicates), level, scale)
+    low = np.clip(back(low), bounds[0], np.where(np.isnan(estimate), bounds[0], estimate))
+    high = np.clip(back(high), np.where(np.isnan(estimate), bounds[1], estimate), bounds[1])
+    return Band(estimate, low, high, se, critical, n, n_clusters, used, level)

@@ -70,14 +70,27 @@ def selection_sentence(sa: dict[str, Any] | None) -> str | None:
             f"{fmt_iv(sa['kappa'])}."
         )
     own = sa["unadjusted"]
+    names = sa.get("statistics") or {}
+    acc, kap = names.get("accuracy", "accuracy"), names.get("kappa", "kappa")
+    kappa_part = (
+        f", kappa {(sa['kappa'] or {}).get('note', 'not adjusted')}"
+        if kap is None
+        else f", {kap} {fmt_iv(sa['kappa'])}"
+    )
+    own_kappa = "" if kap is None else f", {kap} {fmt_iv(own['kappa'])}"
+    likewise = "" if kap is None else f" (and likewise {kap})"
+    bound = (
+        f"the {kap} lower-bound constraint is checked on these intervals"
+        if kap is not None
+        else "a kappa lower-bound constraint has no bound to check"
+    )
     return (
-        f"**After selection** ({n}): accuracy {fmt_iv(sa['accuracy'])}, kappa "
-        f"{fmt_iv(sa['kappa'])}, {level} simultaneous over the {sa['n_setups']} setups "
-        f"compared (its own intervals, from the same items that picked it: accuracy "
-        f"{fmt_iv(own['accuracy'])}, kappa {fmt_iv(own['kappa'])}). With {level} confidence "
-        f"every one of the {sa['n_setups']} setups' true accuracy lies in its adjusted "
-        "interval at once (and likewise kappa), so the recommended setup's does, whichever "
-        "rule picked it; the kappa lower-bound constraint is checked on these intervals."
+        f"**After selection** ({n}): {acc} {fmt_iv(sa['accuracy'])}{kappa_part}, {level} "
+        f"simultaneous over the {sa['n_setups']} setups compared (its own intervals, from "
+        f"the same items that picked it: {acc} {fmt_iv(own['accuracy'])}{own_kappa}). With "
+        f"{level} confidence every one of the {sa['n_setups']} setups' true {acc} lies in "
+        f"its adjusted interval at once{likewise}, so the recommended setup's does, "
+        f"whichever rule picked it; {bound}."
     )
 
 

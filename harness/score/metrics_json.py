@@ -20,7 +20,7 @@ from harness.core.records import GoldSet, LabelRecord, Setup
 from harness.score import json_numbers as why
 from harness.score import structured as st
 from harness.score import tasks
-from harness.score.clusters import boot_at, clustering_block
+from harness.score.clusters import boot_at, cluster_codes, clustering_block
 from harness.score.compare import compare_setups
 from harness.score.confidence import confidence_sources_block
 from harness.score.deploy import deploy_blocks
@@ -34,6 +34,7 @@ from harness.score.power import power_basis, power_block
 from harness.score.predictions import CodedGoldSet, ItemPredictions
 from harness.score.reference import llm_block
 from harness.score.selection import selection_block
+from harness.score.selection_sets import multilabel_block
 from harness.score.slices import slice_index
 from harness.score.small_n import small_n_notes
 from harness.score.stability import inter_prompt_blocks
@@ -256,6 +257,16 @@ def score_structured_gold_set(
             )
         else:
             combined.append(st.combined_rubric(gold, setup, per_setup, boot))
+    adjusted = None
+    if tasks_registry.task_type(task.type).label_set:  # a rubric is adjusted per axis (parts)
+        arrays = {s.id: st.multilabel_arrays(gold, task, records_of(s.id)) for s in setups}
+        ref = next(iter(arrays.values()))[0] if arrays else np.empty((0, 1))
+        adjusted = multilabel_block(
+            ref,
+            {s: pred for s, (_, pred) in arrays.items()},
+            combined,
+            boot_at(boot, cluster_codes(gold.clusters)),
+        )
     alphas = [p["humans"]["krippendorff_alpha"]["value"] for p in parts]
     alphas = [a for a in alphas if a is not None]
     return {
@@ -276,6 +287,7 @@ def score_structured_gold_set(
             ),
         },
         "setups": combined,
+        **({"selection_adjusted": adjusted} if adjusted is not None else {}),
         "parts": parts,
     }
 

@@ -100,6 +100,8 @@ def recommendation_block(gs: dict[str, Any], chosen: str | None) -> dict[str, An
         key: (block or {}).get(key)
         for key in ("method", "level", "n_setups", "n", "n_clusters", "n_boot")
     }
+    if block and block.get("statistics"):  # multi-label, ranking: what the two figures hold
+        head["statistics"] = block["statistics"]
     if not block:
         head["n_setups"] = len(gs.get("setups") or [])
     out: dict[str, Any] = {"setup": chosen, **head, "accuracy": None, "kappa": None}

@@ -21,6 +21,7 @@ from harness.score.json_numbers import interval as _iv
 from harness.score.json_numbers import num as _num
 from harness.score.json_numbers import with_note
 from harness.score.parts import usage_block
+from harness.score.selection_sets import ranking_block
 from harness.tasks import task_type
 from harness.tasks.ordinal import Ordinal
 from harness.tasks.ranking import Ranking
@@ -106,14 +107,10 @@ def parts_of(task: TaskConfig) -> list[tuple[str, list[str], str, Callable[[Any]
     ]
 
 
-def combined_multilabel(
-    gold: GoldSet,
-    task: TaskConfig,
-    setup: Setup,
-    records: Sequence[LabelRecord],
-    parts: list[dict[str, Any]],
-    boot: dict[str, Any],
-) -> dict[str, Any]:
+def multilabel_arrays(
+    gold: GoldSet, task: TaskConfig, records: Sequence[LabelRecord]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(reference, prediction) 0/1 indicator rows per item (-1: none) of one setup."""
     names = task.label_names
     index = {item.id: i for i, item in enumerate(gold.items)}
     annotators = {a: j for j, a in enumerate(gold.annotators)}
@@ -126,7 +123,18 @@ def combined_multilabel(
         i = index.get(r.item)
         if i is not None and isinstance(r.label, list) and pred[i, 0] < 0:
             pred[i] = [name in r.label for name in names]
-    ref = m.multilabel_reference(ratings)
+    return m.multilabel_reference(ratings), pred
+
+
+def combined_multilabel(
+    gold: GoldSet,
+    task: TaskConfig,
+    setup: Setup,
+    records: Sequence[LabelRecord],
+    parts: list[dict[str, Any]],
+    boot: dict[str, Any],
+) -> dict[str, Any]:
+    ref, pred = multilabel_arrays(gold, task, records)
     scores = m.multilabel_metrics(ref, pred)
     boot = boot_at(boot, cluster_codes(gold.clusters))
     return _combined(
@@ -248,9 +256,10 @@ def score_ranking_gold_set(
                 rankings[i, annotators[a]] = codes
     ref = m.borda_reference(rankings)
     clustered = boot_at(boot, cluster_codes(gold.clusters))
-    blocks = []
+    blocks, preds = [], {}
     for setup in setups:
         pred = np.full((len(items), n_cand), -1, dtype=np.int64)
+        preds[setup.id] = pred
         failures: dict[str, int] = {}
         for r in records_of(setup.id):
             i, ids = index.get(r.item, (None, []))
@@ -335,6 +344,7 @@ def score_ranking_gold_set(
             },
         },
         "setups": blocks,
+        "selection_adjusted": ranking_block(ref, preds, blocks, clustered),
         Ranking.name: True,
     }
 
