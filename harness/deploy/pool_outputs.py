@@ -4,9 +4,10 @@ ordered from a few numbers per item (`review_order`, the same order as
 `harness.deploy.routing.review_queue` gives a list of rows) and written from a scratch file
 of the rows, so no row dict of the pool is held at once.
 
-Per item only these stay in memory: the label code, the certainty the queue sorts by,
-accept or not, the id (as UTF-8 bytes, for ties: byte order is code point order, Python's
-str order, then a 4-byte rank) and the length of its row in the scratch file: 21 bytes.
+Per item these are kept, in a scratch file while the pool is labelled and in memory once it
+is done: the label code, the certainty the queue sorts by, accept or not, the id (as UTF-8
+bytes, for ties: byte order is code point order, Python's str order, then a 4-byte rank)
+and the length of its row in the scratch file: 21 bytes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from typing import Any
 import numpy as np
 
 REASONS = ("no label", "below threshold", "audit of auto-accepted")
+# Per item in the numbers scratch file, each chunk's columns in turn: label code,
+# certainty, accept, row length (then the chunk's ids, at its own width).
+_NUMBERS = (np.int32, np.float64, np.bool_, np.uint32)
 
 
 class JsonlRows:
@@ -41,17 +45,18 @@ class JsonlRows:
 
 class PoolTable:
     """prelabels.jsonl and the scratch rows of the queue, written a chunk at a time, and the
-    few numbers per item the queue and the estimates need."""
+    few numbers per item the queue and the estimates need (on disk too until the pool is
+    done: nothing held per item while labelling)."""
 
     def __init__(self, run_dir: Path):
         # Under temporary names until finished: an interrupted run leaves no prelabels.
         self.prelabels_path = run_dir / "prelabels.jsonl"
         self.scratch_path = run_dir / "queue-rows.tmp"
+        self.numbers_path = run_dir / "queue-numbers.tmp"
         self._prelabels = self._tmp(self.prelabels_path).open("w", encoding="utf-8")
         self._scratch = self.scratch_path.open("wb")
-        self._parts: dict[str, list[np.ndarray]] = {
-            k: [] for k in ("pred", "certainty", "accept", "ids", "lengths")
-        }
+        self._numbers = self.numbers_path.open("wb")
+        self._chunks: list[tuple[int, int]] = []  # (items, id width in bytes) of each chunk
         self.n = 0
 
     def add(
@@ -71,24 +76,48 @@ class PoolTable:
             blob.append(data)
         self._prelabels.write("".join(text))
         self._scratch.write(b"".join(blob))
-        parts = self._parts
-        parts["pred"].append(pred.astype(np.int32))
-        parts["certainty"].append(np.where(np.isnan(conf), -1.0, conf).astype(np.float64))
-        parts["accept"].append(np.array([r["route"] == "accept" for r in rows], dtype=bool))
-        parts["ids"].append(np.array([r["item"].encode("utf-8") for r in rows], dtype=bytes))
-        parts["lengths"].append(lengths)
+        accept = np.array([r["route"] == "accept" for r in rows], dtype=bool)
+        columns = (pred, np.where(np.isnan(conf), -1.0, conf), accept, lengths)
+        for values, dtype in zip(columns, _NUMBERS, strict=True):
+            self._numbers.write(np.ascontiguousarray(values, dtype=dtype).tobytes())
+        ids = np.array([r["item"].encode("utf-8") for r in rows], dtype=bytes)
+        self._numbers.write(ids.tobytes())
+        self._chunks.append((len(rows), ids.dtype.itemsize))
         self.n += len(rows)
 
     def close(self) -> dict[str, np.ndarray]:
-        """The per-item arrays of the whole pool (files flushed and closed)."""
+        """The per-item arrays of the whole pool (files flushed and closed), read back from
+        the scratch file into arrays of the pool's size: the id ranks first, so the ids'
+        bytes and their sort are gone before the numbers are read."""
         self._prelabels.close()
         self._scratch.close()
-        out = {}
-        for key, parts in self._parts.items():
-            out[key] = np.concatenate(parts) if parts else np.empty(0)
-            parts.clear()
-        out["ids"] = id_ranks(out["ids"])  # the ids' order is all the queue needs of them
+        self._numbers.close()
+        keys = ("pred", "certainty", "accept", "lengths")
+        out = {"ids": id_ranks(self._read_ids())}  # the ids' order is all the queue needs
+        out.update({k: np.empty(self.n, dtype=t) for k, t in zip(keys, _NUMBERS, strict=True)})
+        with self.numbers_path.open("rb") as f:
+            start = 0
+            for m, width in self._chunks:
+                for key in keys:
+                    _read_into(f, out[key][start : start + m])
+                f.seek(m * width, os.SEEK_CUR)
+                start += m
+        self.numbers_path.unlink()
         return out
+
+    def _read_ids(self) -> np.ndarray:
+        """Every item's id (UTF-8 bytes, zero-padded to the widest, as np.concatenate of
+        the chunks' arrays pads them)."""
+        width = max((w for _, w in self._chunks), default=1)
+        ids = np.empty(self.n, dtype=f"S{width}")
+        per_item = sum(np.dtype(t).itemsize for t in _NUMBERS)
+        with self.numbers_path.open("rb") as f:
+            start = 0
+            for m, w in self._chunks:
+                f.seek(m * per_item, os.SEEK_CUR)
+                ids[start : start + m] = np.frombuffer(f.read(m * w), dtype=f"S{w}")
+                start += m
+        return ids
 
     @staticmethod
     def _tmp(path: Path) -> Path:
@@ -98,7 +127,8 @@ class PoolTable:
         """An interrupted run: no half-written prelabels left behind."""
         self._prelabels.close()
         self._scratch.close()
-        for path in (self._tmp(self.prelabels_path), self.scratch_path):
+        self._numbers.close()
+        for path in (self._tmp(self.prelabels_path), self.scratch_path, self.numbers_path):
             path.unlink(missing_ok=True)
 
     def finish(
@@ -153,15 +183,7 @@ def review_order(
     rng = random.Random(seed)
     small = np.int32 if len(pred) < 2**31 else np.int64  # positions: half the memory
     failed = np.flatnonzero(~accept & (pred < 0)).astype(small)
-    labelled = np.flatnonzero(~accept & (pred >= 0)).astype(small)
-    labelled = labelled[_sorted(labelled, ids, certainty, pred[labelled])]
-    cls = pred[labelled]
-    starts = np.flatnonzero(np.r_[True, cls[1:] != cls[:-1]]) if len(cls) else np.empty(0, int)
-    rounds = np.arange(len(cls), dtype=small)
-    rounds -= np.repeat(starts, np.diff(np.r_[starts, len(cls)])).astype(small)
-    del cls, starts
-    labelled = labelled[_sorted(labelled, ids, certainty, rounds)]
-    del rounds
+    labelled = _in_rounds(np.flatnonzero(~accept & (pred >= 0)).astype(small), pred, certainty, ids)
     ordered = np.concatenate([failed, labelled])
     accepted = np.flatnonzero(accept)
     audit = np.empty(0, dtype=np.int64)
@@ -189,16 +211,48 @@ def review_order(
     return index, reason, blind
 
 
-def _sorted(
-    at: np.ndarray, ids: np.ndarray, certainty: np.ndarray, first: np.ndarray
+def _in_rounds(
+    at: np.ndarray, pred: np.ndarray, certainty: np.ndarray, ids: np.ndarray
 ) -> np.ndarray:
-    """The order of the items `at` by (first, certainty, id): stable sorts, least significant
-    key first, each key gathered in the current order (one 8-byte copy at a time)."""
-    order = np.argsort(ids[at], kind="stable").astype(at.dtype)
-    key = certainty[at[order]]
-    order = order[np.argsort(key, kind="stable")]
-    key = first[order]
-    return order[np.argsort(key, kind="stable")]
+    """The items `at` round after round: in round r, the r-th item of each class by
+    (certainty, id), the round's items by (certainty, id).
+
+    One sort by (certainty, id), on records of the two keys and the position sorted in
+    place (no index array, no gathered copies of the keys: the peak of a large queue's
+    ordering); then each item's round is how many of its class precede it in that order,
+    and a stable sort by round keeps that order within each round."""
+    keys = _keys(at, certainty, ids)
+    del at
+    keys.sort(order=["c", "i"])  # ids are unique: any sort gives this one order
+    at = np.empty(len(keys), dtype=keys.dtype["p"])
+    at[:] = keys["p"]
+    del keys
+    cls = pred[at]
+    rounds = np.zeros(len(at), dtype=at.dtype)
+    for c in np.unique(cls):  # a few labels: a pass each costs less memory than a sort
+        mine = cls == c
+        rounds[mine] = np.arange(np.count_nonzero(mine), dtype=at.dtype)
+    del cls
+    order = np.argsort(rounds, kind="stable")
+    del rounds
+    return at[order]
+
+
+def _keys(at: np.ndarray, certainty: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """(certainty, id, position) records of the items `at`, gathered a block at a time (no
+    full-length copies)."""
+    keys = np.empty(len(at), dtype=[("c", certainty.dtype), ("i", ids.dtype), ("p", at.dtype)])
+    for start in range(0, len(at), 1 << 16):
+        part = at[start : start + (1 << 16)]
+        block = keys[start : start + len(part)]
+        block["c"], block["i"], block["p"] = certainty[part], ids[part], part
+    return keys
+
+
+def _read_into(f: Any, array: np.ndarray) -> None:
+    view = memoryview(array).cast("B")
+    if f.readinto(view) != len(view):
+        raise OSError(f"{f.name} is shorter than what was written to it")
 
 
 def id_ranks(ids: np.ndarray) -> np.ndarray:

@@ -19,7 +19,11 @@ paired 2x2 table; only the discordant cells carry information about the differen
   Shao & Wang, "Sample Size Calculations in Clinical Research", ch. 3; Connor 1987 for
   paired proportions). It plugs in the observed SE as if it held under the alternative,
   so it is a planning figure, not an exact power calculation. With n = 500 and 10%
-  discordant items (b = c = 25) it gives about 0.04, i.e. 4 accuracy points.
+  discordant items (b = c = 25) it gives about 0.04, i.e. 4 accuracy points. On clustered
+  items the SE is the independent-items one times the square root of the design effect
+  (``design_effect``, never below 1), as the power section's sizes are.
+- ``design_effect``: Kish's (1965) design effect of acc(A) - acc(B), the cluster
+  bootstrap's variance over ``se_accuracy_difference``'s.
 - ``can_tell_apart``: whether an interval of a difference excludes 0.
 """
 
@@ -124,19 +128,38 @@ def se_accuracy_difference(b: int, c: int, n: int) -> float:
     return math.sqrt(max(0.0, b + c - (c - b) ** 2 / n)) / n
 
 
+def design_effect(se_clustered: float, b: int, c: int, n: int) -> float:
+    """Kish's design effect of acc(A) - acc(B): se_clustered^2 over the independent-items
+    variance se_accuracy_difference(b, c, n)^2; nan when either is 0 or undefined."""
+    iid = se_accuracy_difference(b, c, n)
+    if not (iid > 0 and math.isfinite(se_clustered)):
+        return float("nan")
+    return (se_clustered / iid) ** 2
+
+
 def minimum_detectable_difference(
-    b: int, c: int, n: int, alpha: float = 0.05, power: float = 0.8
+    b: int,
+    c: int,
+    n: int,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    design_effect: float | None = None,
 ) -> float:
     """Smallest accuracy difference detectable with this paired table's SE:
-    (z_{1-alpha/2} + z_{power}) * se_accuracy_difference(b, c, n) (two-sided test).
+    (z_{1-alpha/2} + z_{power}) * se_accuracy_difference(b, c, n) (two-sided test), the SE
+    times sqrt(design_effect) on clustered items.
 
-    nan when n == 0. See the module docstring for the formula's source and caveat.
+    nan when n == 0. See the module docstring for the formula's source and caveat. A design
+    effect below 1 or undefined (one cluster, no discordant item) leaves the SE as it is: a
+    smaller estimate is noise, and clustering never adds information.
     """
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     if not 0.0 < power < 1.0:
         raise ValueError(f"power must be in (0, 1), got {power}")
     se = se_accuracy_difference(b, c, n)
+    if design_effect is not None and math.isfinite(design_effect) and design_effect > 1.0:
+        se *= math.sqrt(design_effect)
     return float((ndtri(1.0 - alpha / 2.0) + ndtri(power)) * se)
 
 

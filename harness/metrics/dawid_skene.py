@@ -201,8 +201,33 @@ def posterior_mode(posterior: np.ndarray, tie_break: np.ndarray | None = None) -
     return mode.astype(np.int64)
 
 
+def clustered_variance(right: np.ndarray, clusters: np.ndarray) -> float:
+    """The cluster-robust variance of an annotator's accuracy a = sum(right) / N, the
+    ratio estimator over G clusters: G / (G - 1) * sum_k [(C_k - a M_k)^2 + V_k] / N^2,
+    where `right[i]` is the posterior probability that their rating of item i is right,
+    C_k and V_k the sums of p and p(1 - p) over cluster k's rated items and M_k their
+    number. V_k stands in for the right/wrong indicators' spread around p (unobserved, and
+    independent across items given the model), so that with every item its own cluster it
+    is a(1 - a) / N times N / (N - 1). nan with fewer than 2 clusters: nothing measures the
+    spread between clusters."""
+    p = np.asarray(right, dtype=float)
+    group = np.unique(np.asarray(clusters), return_inverse=True)[1].ravel()
+    g, n = (int(group.max()) + 1 if group.size else 0), p.size
+    if g < 2:
+        return float("nan")
+    a = p.sum() / n
+    c_k = np.bincount(group, weights=p, minlength=g)
+    m_k = np.bincount(group, minlength=g)
+    v_k = np.bincount(group, weights=p * (1 - p), minlength=g)
+    return float(g / (g - 1) * np.sum((c_k - a * m_k) ** 2 + v_k) / n**2)
+
+
 def accuracy_interval(
-    correct: float, n_rated: int, uncertainty: float, level: float = 0.95
+    correct: float,
+    n_rated: int,
+    uncertainty: float,
+    level: float = 0.95,
+    cluster_var: float | None = None,
 ) -> tuple[float, float, float]:
     """(estimate, low, high) of an annotator's accuracy from a fitted model.
 
@@ -212,11 +237,15 @@ def accuracy_interval(
     effective number of items n_eff = a(1 - a) / var, and the interval is the Jeffreys
     Beta interval at a on n_eff items. It takes the fitted confusion matrices as known: see
     docs/statistics.md section 6 for its coverage by simulation. nan for n_rated == 0.
+    On clustered items `cluster_var` (``clustered_variance``) replaces the binomial part
+    when larger: clustering never adds information; nan or None leaves it binomial.
     """
     if n_rated <= 0:
         return (float("nan"),) * 3
     a = min(max(correct / n_rated, 0.0), 1.0)
     binom = a * (1 - a) / n_rated
+    if cluster_var is not None and cluster_var > binom:  # nan > x is False
+        binom = cluster_var
     var = binom + max(uncertainty, 0.0) / n_rated**2
     # var >= binom, so n_eff <= n; at a = 0 or 1 every posterior of theirs is 0 or 1 too.
     n_eff = a * (1 - a) / var if binom > 0 else n_rated

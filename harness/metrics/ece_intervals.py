@@ -16,6 +16,7 @@ to float32 rounding in background batches (see ``ece_resampling``).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections import deque
@@ -126,8 +127,12 @@ class EceBatch:
             raise ValueError(
                 f"need one confidence per item asked for ({positions.size}), got {conf.shape}"
             )
-        key = b"|".join([positions.tobytes(), conf.tobytes(), hit.astype(float).tobytes()])
-        key += strategy.encode()
+        # A digest, not the bytes (2.4 kB an item per ask, held until resolved).
+        digest = hashlib.sha256(positions.tobytes())
+        for part in (conf.tobytes(), hit.astype(float).tobytes(), strategy.encode()):
+            digest.update(b"|")
+            digest.update(part)
+        key = digest.digest()
         if key not in self._tickets:
             if strategy == DEBIASED:
                 estimate = ece_debiased_squared(conf, hit, self.n_bins)
@@ -230,6 +235,7 @@ class EceBatch:
                 else:
                     out[row : row + counts.shape[0]] = self._evaluate(prepared, counts)
                 row += counts.shape[0]
+                del counts  # before the next block is drawn: one block alive, not two
             while pending:
                 _store(out, *pending.popleft())
         if saved is not None:
@@ -237,7 +243,10 @@ class EceBatch:
         return out
 
     def _evaluate(self, prepared: ResampledEce, counts: np.ndarray) -> np.ndarray:
-        """``prepared.evaluate`` with this thread's scratch block for the conversion."""
+        """``prepared.evaluate`` with this thread's scratch block for the conversion (none for
+        counts already of the product's type: a block's worth less at a run's peak)."""
+        if counts.dtype == self._dtype:
+            return prepared.evaluate(counts)
         scratch = getattr(self._scratch, "block", None)
         if (
             scratch is None
@@ -289,15 +298,14 @@ class EceBatch:
         if self.group is None:
             chunk = max(1, self._chunk_elements // max(n, 1))
             for start in range(0, self.n_boot, chunk):
-                index = rng.integers(0, n, size=(min(chunk, self.n_boot - start), n))
-                rows = index.shape[0]
-                # Row j's draws counted at j * n + item: one bincount for the block.
-                index += np.arange(0, rows * n, n)[:, None]
-                flat = np.bincount(index.ravel(), minlength=rows * n)
-                del index  # at most two blocks' worth alive at once: a run's peak memory
-                counts = flat.reshape(rows, n).astype(float)
-                del flat
+                # Row by row: the same numbers as one (rows, n) draw (the generator's stream
+                # does not depend on how the draws are split), without that block of 8-byte
+                # indices and its counts (two more blocks' worth at a run's peak).
+                counts = np.empty((min(chunk, self.n_boot - start), n))
+                for row in counts:
+                    row[:] = np.bincount(rng.integers(0, n, size=n), minlength=n)
                 yield counts
+                del counts, row  # gone before the next block is made, if the caller let go
             return
         n_groups = int(self.group.max()) + 1
         chunk = max(1, self._chunk_elements // max(n, 1))

@@ -31,6 +31,8 @@ from .calibration import _bin_edges, _debiased_bins, _inputs
 # The debiased squared L2 error (``calibration.ece_debiased_squared``) over equal-width bins:
 # an ask's strategy, beside the binnings of the plug-in ECE.
 DEBIASED = "debiased"
+# Rows x items per call of the plain equal-mass path (2 MB of each of its float arrays).
+_PLAIN_ELEMENTS = 1 << 18
 
 
 class ResampledEce:
@@ -208,11 +210,16 @@ class ResampledEce:
         bounds = np.concatenate([np.zeros((r, 1)), prefix, total[:, None]], axis=1)
         out = np.abs(np.diff(bounds, axis=1)).sum(axis=1) / m
         redo = np.flatnonzero(~ok & (m > 0))
-        if redo.size:
-            out[redo] = equal_mass_from_ranked_counts(
+        # A few rows at a time: the plain way holds several (rows, N) float arrays, a run's
+        # peak when ties send most rows down it. Each row's value is its own (row-wise
+        # arithmetic only), whichever rows it is computed with.
+        step = max(1, _PLAIN_ELEMENTS // max(n, 1))
+        for start in range(0, redo.size, step):
+            rows = redo[start : start + step]
+            out[rows] = equal_mass_from_ranked_counts(
                 ranked,
                 ask["gap"],
-                counts[np.ix_(redo, ask["positions"])].astype(float),
+                counts[np.ix_(rows, ask["positions"])].astype(float, copy=False),
                 self.n_bins,
             )
         return out

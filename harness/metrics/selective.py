@@ -24,14 +24,31 @@ it fails whatever the labels; keeping those candidates would make the sequence s
 its first step on any data with distinct confidences. Dropping them depends on alpha,
 delta and the confidences only, never on the labels. User-supplied ``thresholds`` are
 tested exactly as given.
+
+With ``clusters`` (one id per item; items of a cluster are not independent) the p-values
+are the design-effect ones of ``selective_clusters``, and the default candidates start at
+the first one whose accepted items would pass with no error even if every cluster erred
+as one (n^2 / sum_k m_k^2 >= m, m_k the accepted items of cluster k): still labels-free.
+Every item its own cluster is the unclustered test. ``cross_fit_ltt`` then splits whole
+clusters between its halves.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import bdtr  # the binomial CDF (scipy.stats.binom.cdf)
+
+from harness.metrics.selective_clusters import (
+    clustered_p_values,
+    design_effects,
+    fewest_effective_items,
+    intra_cluster_correlation,
+    prefix_cluster_sums,
+    real_binom_cdf,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,6 +82,9 @@ class LTTResult:
     delta: float
     thresholds_tested: np.ndarray
     p_values: np.ndarray
+    # With clusters: their number and the design effect at the deployed threshold.
+    n_clusters: int | None = None
+    design_effect: float | None = None
 
 
 def _inputs(confidence: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -123,19 +143,30 @@ def min_accepted_to_pass(alpha: float, delta: float) -> int:
 
 
 def _p_values_to_first_failure(
-    errors: np.ndarray, n_accepted: np.ndarray, alpha: float, delta: float
+    p_of: Callable[[slice], np.ndarray], size: int, delta: float
 ) -> np.ndarray:
-    """``ltt_p_value`` along the path, up to its first p > delta (fixed-sequence testing
-    stops there), in blocks growing by doubling: the path can be 100,000 thresholds long."""
-    p = np.empty(errors.size)
+    """``p_of`` along the path, up to its first p > delta (fixed-sequence testing stops
+    there), in blocks growing by doubling: the path can be 100,000 thresholds long."""
+    p = np.empty(size)
     done, block = 0, 1024
-    while done < errors.size:
-        end = min(errors.size, done + block)
-        p[done:end] = ltt_p_value(errors[done:end], n_accepted[done:end], alpha)
+    while done < size:
+        end = min(size, done + block)
+        p[done:end] = p_of(slice(done, end))
         if np.any(p[done:end] > delta):
             return p[:end]
         done, block = end, block * 2
     return p
+
+
+def cluster_codes(clusters, n: int) -> np.ndarray | None:
+    """Cluster ids as codes 0..G-1; None when absent or every item is its own cluster."""
+    if clusters is None:
+        return None
+    ids = np.asarray(clusters)
+    if ids.shape != (n,):
+        raise ValueError(f"need one cluster per item ({n}), got shape {ids.shape}")
+    codes = np.unique(ids, return_inverse=True)[1].ravel()
+    return None if codes.max() == n - 1 else codes
 
 
 def learn_then_test(
@@ -144,25 +175,35 @@ def learn_then_test(
     alpha: float,
     delta: float,
     thresholds: np.ndarray | None = None,
+    clusters: np.ndarray | None = None,
 ) -> LTTResult:
     """Loosest threshold passed by fixed-sequence testing (see module doc).
 
     ``thresholds`` must be non-increasing (strict to loose); default: the distinct
-    confidence values, descending.
+    confidence values, descending. ``clusters``: one id per item, or None (independent).
     """
     conf, hit = _inputs(confidence, correct)
     _check_levels(alpha, delta)
     n = conf.size
+    codes = cluster_codes(clusters, n)
     # One ascending sort serves the candidates and the counts: only whole groups of tied
     # confidences are ever accepted, so the order within a tie does not matter.
     order = np.argsort(conf)
     ascending = conf[order]
+    if codes is not None:
+        # The items accepted at any threshold are a prefix of the descending order.
+        sums = prefix_cluster_sums(codes[order[::-1]], ~hit[order[::-1]])
+        rho = intra_cluster_correlation(codes, ~hit)
     if thresholds is None:
         distinct = np.concatenate([[True], ascending[1:] != ascending[:-1]])
         cand = ascending[distinct][::-1]
         m = min_accepted_to_pass(alpha, delta)
         count = n - np.searchsorted(ascending, cand, side="left")
-        start = np.flatnonzero(count >= m)
+        if codes is None:
+            start = np.flatnonzero(count >= m)
+        else:
+            fewest = fewest_effective_items(count, sums["mm"][count])
+            start = np.flatnonzero(real_binom_cdf(0.0, fewest, alpha) <= delta)
         # If no candidate reaches m items, keep the loosest so the path is not empty.
         cand = cand[start[0] :] if start.size else cand[-1:]
     else:
@@ -177,16 +218,32 @@ def learn_then_test(
     errors_before = np.concatenate([[0], np.cumsum(~hit[order])])
     n_acc = n - np.searchsorted(ascending, cand, side="left")
     err = errors_before[-1] - errors_before[n - n_acc]
-    p = _p_values_to_first_failure(err, n_acc, alpha, delta)
+    if codes is None:
+        p = _p_values_to_first_failure(
+            lambda at: ltt_p_value(err[at], n_acc[at], alpha), cand.size, delta
+        )
+    else:
+        p = _p_values_to_first_failure(
+            lambda at: clustered_p_values(
+                n_acc[at], err[at], {k: v[n_acc[at]] for k, v in sums.items()}, rho, alpha
+            ),
+            cand.size,
+            delta,
+        )
+    n_clusters = None if codes is None else int(codes.max()) + 1
 
     fails = np.flatnonzero(p > delta)
     n_pass = int(fails[0]) if fails.size else cand.size
     tested = cand[: min(n_pass + 1, cand.size)]
     path = p[: tested.size]
     if n_pass == 0:
-        return LTTResult(None, 0, 0, 0.0, float("nan"), n, alpha, delta, tested, path)
+        return LTTResult(None, 0, 0, 0.0, float("nan"), n, alpha, delta, tested, path, n_clusters)
     i = n_pass - 1
     n_a, e_a = int(n_acc[i]), int(err[i])
+    deff = None
+    if codes is not None:
+        at = {k: v[n_a : n_a + 1] for k, v in sums.items()}
+        deff = float(design_effects(n_acc[i : i + 1], err[i : i + 1], at, rho)[0])
     return LTTResult(
         threshold=float(cand[i]),
         n_accepted=n_a,
@@ -198,6 +255,8 @@ def learn_then_test(
         delta=delta,
         thresholds_tested=tested,
         p_values=path,
+        n_clusters=n_clusters,
+        design_effect=deff,
     )
 
 
@@ -208,8 +267,10 @@ def cross_fit_ltt(
     delta: float,
     seed: int = 0,
     fit_share: float = 0.5,
+    clusters: np.ndarray | None = None,
 ) -> dict:
-    """Fit the LTT threshold on a seeded random ``fit_share`` of items, report on the rest.
+    """Fit the LTT threshold on a seeded random ``fit_share`` of items, report on the rest;
+    with ``clusters``, on a ``fit_share`` of the clusters (a cluster's items stay together).
 
     Returns ``threshold`` (None if LTT found none), ``fit_n``, ``check_n``,
     ``check_accepted``, ``check_errors``, ``check_error_rate`` (nan if nothing accepted)
@@ -219,12 +280,21 @@ def cross_fit_ltt(
     if not 0.0 < fit_share < 1.0:
         raise ValueError(f"fit_share must be in (0, 1), got {fit_share}")
     n = conf.size
-    n_fit = round(fit_share * n)
-    if n_fit < 1 or n_fit > n - 1:
-        raise ValueError(f"split of {n} items at share {fit_share} leaves an empty half")
-    perm = np.random.default_rng(seed).permutation(n)
-    fit, check = perm[:n_fit], perm[n_fit:]
-    res = learn_then_test(conf[fit], hit[fit], alpha, delta)
+    codes = cluster_codes(clusters, n)
+    units = n if codes is None else int(codes.max()) + 1
+    n_fit = round(fit_share * units)
+    if n_fit < 1 or n_fit > units - 1:
+        what = "items" if codes is None else "clusters"
+        raise ValueError(f"split of {units} {what} at share {fit_share} leaves an empty half")
+    perm = np.random.default_rng(seed).permutation(units)
+    if codes is None:
+        fit, check = perm[:n_fit], perm[n_fit:]
+    else:
+        in_fit = np.isin(codes, perm[:n_fit])
+        fit, check = np.flatnonzero(in_fit), np.flatnonzero(~in_fit)
+    res = learn_then_test(
+        conf[fit], hit[fit], alpha, delta, clusters=None if codes is None else codes[fit]
+    )
     if res.threshold is None:
         accepted = np.zeros(check.size, dtype=bool)
     else:

@@ -127,6 +127,10 @@ def run_experiment(
     finally:
         cache.close()
     records = calls.records
+    # The calls are made: their specs (rendered messages, ~0.5 kB a call) need not live
+    # through scoring, held by whoever holds the plan (the CLI does).
+    del calls, specs
+    plan.specs = _SpentSpecs()
 
     manifest.finished_at = now_iso()
     manifest.totals = _totals(_run_totals(totals, resume, records))
@@ -141,6 +145,15 @@ def run_experiment(
     write_json(run_dir / "manifest.json", manifest.model_dump(mode="json"))
     write_reports(run_dir, manifest, metrics)
     return RunResult(run_dir, manifest, metrics, totals)
+
+
+class _SpentSpecs(list):
+    """A plan's specs once its run made them: reading them is an error, not an empty plan."""
+
+    def _gone(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("this plan's call specs were dropped after its run: prepare it again")
+
+    __len__ = __iter__ = __getitem__ = __contains__ = __bool__ = _gone  # type: ignore[assignment]
 
 
 def _new_run(plan: Plan, runs_dir: Path) -> tuple[Path, RunManifest]:

@@ -1,6 +1,7 @@
 """Is the winner really better? Every pair of setups on the same gold items: the paired
 bootstrap interval of the accuracy difference, McNemar's exact test (Holm-corrected over
-the pairs of a gold set), and the smallest difference this gold set could detect."""
+the pairs of a gold set), and the smallest difference this gold set could detect (on
+clustered items, with the SE inflated by the design effect)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from harness import metrics as m
 from harness.metrics.clustered_mcnemar import mcnemar_clustered
 from harness.metrics.compare import (
     can_tell_apart,
+    design_effect,
     holm,
     mcnemar_exact,
     minimum_detectable_difference,
 )
+from harness.metrics.power import bootstrap_se_differences
 from harness.score.clusters import at, boot_at, test_used
 from harness.score.json_numbers import interval, num
 
@@ -46,23 +49,31 @@ def compare_setups(
             r, pa, pb, n_classes, metric="accuracy", **boot_at(boot, group)
         )
         p_raw.append(test.p_value)
-        rows.append(
-            {
-                "a": a,
-                "b": b,
-                "n": int(test.n),
-                "accuracy_difference": interval(diff),  # accuracy(a) - accuracy(b)
-                "mcnemar": {
-                    "a_only_right": test.b,
-                    "b_only_right": test.c,
-                    "p_value": num(test.p_value),
-                    **test_used(test),
-                },
-                "minimum_detectable_difference": num(
-                    minimum_detectable_difference(test.b, test.c, test.n)
-                ),
-            }
+        row = {
+            "a": a,
+            "b": b,
+            "n": int(test.n),
+            "accuracy_difference": interval(diff),  # accuracy(a) - accuracy(b)
+            "mcnemar": {
+                "a_only_right": test.b,
+                "b_only_right": test.c,
+                "p_value": num(test.p_value),
+                **test_used(test),
+            },
+        }
+        deff = None
+        if group is not None:
+            # The power section's design effect (same bootstrap, same seed): the SE of
+            # independent items is optimistic on clustered ones.
+            se = bootstrap_se_differences(
+                ref, preds[a], preds[b], n_classes, boot["n_boot"], boot["seed"], clusters
+            )[0]
+            deff = design_effect(se, test.b, test.c, test.n)
+            row["design_effect"] = num(deff)
+        row["minimum_detectable_difference"] = num(
+            minimum_detectable_difference(test.b, test.c, test.n, design_effect=deff)
         )
+        rows.append(row)
     # Holm on the unrounded p-values: the JSON rounding to 6 places turns a p below 5e-7
     # into 0.0, which must stay the smallest p, never be read as missing.
     for row, p in zip(rows, holm(p_raw), strict=True):

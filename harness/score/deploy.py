@@ -66,7 +66,7 @@ def deploy_blocks(
     )
     conf, kind = decision_confidence(ref, preds, method, recal, boot["seed"])
     selective = selective_block(
-        ref, pred, conf, decision["target_error"], decision["delta"], boot["seed"]
+        ref, pred, conf, decision["target_error"], decision["delta"], boot["seed"], coded.clusters
     )
     if selective is not None:
         selective["confidence"] = kind

@@ -53,7 +53,21 @@ def _shared(ratings: np.ndarray) -> np.ndarray:
     return (given & (others > 0)).sum(axis=0)
 
 
-def _accuracy(fit: ds.DawidSkeneFit, j: int, shared: int, level: float) -> dict[str, Any]:
+def _cluster_var(
+    fit: ds.DawidSkeneFit, ratings: np.ndarray, j: int, clusters: np.ndarray | None
+) -> float | None:
+    """Rater j's cluster-robust accuracy variance (None without clusters), from the posterior
+    probability that each of their ratings is right."""
+    if clusters is None:
+        return None
+    rated = np.flatnonzero(ratings[:, j] >= 0)
+    right = fit.posterior[rated, ratings[rated, j]]
+    return ds.clustered_variance(right, np.asarray(clusters)[rated])
+
+
+def _accuracy(
+    fit: ds.DawidSkeneFit, j: int, shared: int, level: float, cluster_var: float | None = None
+) -> dict[str, Any]:
     n = int(fit.n_rated[j])
     out: dict[str, Any] = {"estimate": None, "low": None, "high": None, "n": n, "level": level}
     if n == 0:
@@ -62,7 +76,7 @@ def _accuracy(fit: ds.DawidSkeneFit, j: int, shared: int, level: float) -> dict[
         out["note"] = ALONE
     else:
         est, low, high = ds.accuracy_interval(
-            float(fit.correct[j]), n, float(fit.uncertainty[j]), level
+            float(fit.correct[j]), n, float(fit.uncertainty[j]), level, cluster_var
         )
         out.update(estimate=num(est), low=num(low), high=num(high))
         out["n_shared"] = shared
@@ -87,6 +101,7 @@ def humans_block(coded: CodedGoldSet, level: float) -> dict[str, Any]:
     rule, dawid = coded.rule_reference, reference_codes(coded)
     changed = np.flatnonzero(rule != dawid)
     shared = _shared(coded.ratings)
+    clusters = coded.clusters
     counts = {
         name: dict(zip(labels, map(int, m.label_distribution(codes, len(labels))), strict=True))
         for name, codes in (("majority", rule), ("dawid_skene", dawid))
@@ -109,11 +124,17 @@ def humans_block(coded: CodedGoldSet, level: float) -> dict[str, Any]:
         "accuracy_method": (
             "posterior-weighted share of the annotator's ratings that are right; Jeffreys "
             "Beta interval on an effective n that adds the posteriors' uncertainty to the "
-            "binomial one, the fitted confusion matrices taken as known"
+            "binomial one (on clustered items the cluster-robust one when larger), the "
+            "fitted confusion matrices taken as known"
         ),
         "model": _model(fit),
         "annotators": [
-            {"annotator": name, "accuracy": _accuracy(fit, j, int(shared[j]), level)}
+            {
+                "annotator": name,
+                "accuracy": _accuracy(
+                    fit, j, int(shared[j]), level, _cluster_var(fit, coded.ratings, j, clusters)
+                ),
+            }
             for j, name in enumerate(coded.gold.annotators)
         ],
     }
@@ -126,7 +147,8 @@ def llm_block(coded: CodedGoldSet, pred: np.ndarray, level: float) -> dict[str, 
     ratings = np.column_stack([coded.ratings, np.asarray(pred, dtype=np.int64)])
     fit = ds.dawid_skene(ratings, len(coded.labels), init=coded.dawid_skene.posterior)
     j = ratings.shape[1] - 1
-    out = _accuracy(fit, j, int(_shared(ratings)[j]), level)
+    cluster_var = _cluster_var(fit, ratings, j, coded.clusters)
+    out = _accuracy(fit, j, int(_shared(ratings)[j]), level, cluster_var)
     if out["n"] == 0:
         out["note"] = "not computed: no item was answered"
     return {"accuracy": out, "model": _model(fit)}

@@ -28,7 +28,16 @@ def test_run_writes_its_labels_as_parquet_too(srv, experiment):
     assert len(rows) == len(jsonl) == 12
     assert {"setup", "item", "label", "raw", "cache_key"} <= set(rows[0])
     for got, want in zip(rows, jsonl, strict=True):
-        for key in ("setup", "gold_set", "item", "label", "confidence", "raw", "cache_key", "cached"):
+        for key in (
+            "setup",
+            "gold_set",
+            "item",
+            "label",
+            "confidence",
+            "raw",
+            "cache_key",
+            "cached",
+        ):
             assert got.get(key) == want.get(key), key
     assert "labels.jsonl (and .parquet)" in flat(result.output)
 
