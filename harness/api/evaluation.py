@@ -185,16 +185,20 @@ class Evaluation:
         )
 
 
-def _read(path: Path) -> dict[str, Any]:
+def _read(
+    path: Path,
+    kind: str = "run",
+    command: str = "prelabel run",
+    redo: str = "the run folder is damaged; rerun it",
+) -> dict[str, Any]:
+    """A JSON file of a run folder (an evaluation run; `kind="label run"` for a label run)."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError.at(
-            "not a run folder: this file is missing",
+            f"not a {kind} folder: this file is missing",
             file=path,
-            hint="name a folder under runs/ that `prelabel run` wrote",
+            hint=f"name a folder under runs/ that `{command}` wrote",
         ) from None
     except ValueError as exc:
-        raise UserError.at(
-            f"not valid JSON: {exc}", file=path, hint="the run folder is damaged; rerun it"
-        ) from None
+        raise UserError.at(f"not valid JSON: {exc}", file=path, hint=redo) from None

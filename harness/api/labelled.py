@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from harness.api.evaluation import _read as read_run_json
 from harness.core.aio import call_off_loop
 from harness.core.errors import Problem, UserError
 
@@ -292,16 +293,7 @@ def _iv(block: Any) -> str:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError.at(
-            "not a label run folder: this file is missing",
-            file=path,
-            hint="name a folder under runs/ that `prelabel label` wrote",
-        ) from None
-    except ValueError as exc:
-        raise UserError.at(f"not valid JSON: {exc}", file=path, hint="label again") from None
+    return read_run_json(path, "label run", "prelabel label", "label again")
 
 
 __all__ = ["Labelled", "label"]

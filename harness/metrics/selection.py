@@ -180,14 +180,18 @@ def joint_replicates(
     chunk = max(1, _CHUNK_ELEMENTS // max(n_groups, widest))
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)
-        # How often each item (cluster) is drawn: G draws of G with replacement, i.e.
-        # Multinomial(G, 1/G), as integer counts (exact in float64 products).
-        drawn = rng.integers(0, n_groups, size=(b, n_groups))
-        offsets = (np.arange(b)[:, None] * n_groups + drawn).ravel()
-        weights = np.bincount(offsets, minlength=b * n_groups).reshape(b, n_groups).astype(float)
+        weights = _draw_counts(rng, n_groups, b)
         for name, table in tables.items():
             out[name][1].append(_statistic(name, weights @ table, k, n_classes))
     return {x: (e, np.concatenate(r)) for x, (e, r) in out.items()}, n, n_clusters
+
+
+def _draw_counts(rng: np.random.Generator, g: int, b: int) -> np.ndarray:
+    """How often each of g items (clusters) is drawn in b resamples of g with replacement,
+    i.e. Multinomial(g, 1/g) per row, as float counts (exact in float64 products)."""
+    drawn = rng.integers(0, g, size=(b, g))
+    offsets = (np.arange(b)[:, None] * g + drawn).ravel()
+    return np.bincount(offsets, minlength=b * g).reshape(b, g).astype(float)
 
 
 def _group_tables(
@@ -340,10 +344,7 @@ def ratio_band(
     parts = []
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)
-        drawn = rng.integers(0, g, size=(b, g))  # as joint_replicates draws: Multinomial(G)
-        offsets = (np.arange(b)[:, None] * g + drawn).ravel()
-        weights = np.bincount(offsets, minlength=b * g).reshape(b, g).astype(float)
-        parts.append(ratio(weights @ table))
+        parts.append(ratio(_draw_counts(rng, g, b) @ table))
     replicates = np.concatenate(parts)
     if share:
         forward, back = _stabilise("accuracy", estimate, estimate)
