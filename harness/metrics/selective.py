@@ -1,5 +1,5 @@
 """Selective pre-labeling: risk-coverage curves and a threshold with a guarantee
-(statistics.md section 6).
+(../shared/docs/statistics.md section 6; clustered items: docs/statistics.md section 3).
 
 Inputs follow ``calibration.py``: ``confidence`` is one finite score per item (higher =
 more sure; it need not lie in [0, 1] here) and ``correct`` is boolean or 0/1.
@@ -30,7 +30,7 @@ are the design-effect ones of ``selective_clusters``, and the default candidates
 the first one whose accepted items would pass with no error even if every cluster erred
 as one (n^2 / sum_k m_k^2 >= m, m_k the accepted items of cluster k): still labels-free.
 Every item its own cluster is the unclustered test. ``cross_fit_ltt`` then splits whole
-clusters between its halves.
+clusters between its halves, as ``metrics.cross_fit`` does for recalibrated confidences.
 """
 
 from __future__ import annotations

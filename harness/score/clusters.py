@@ -24,7 +24,10 @@ FEW_CLUSTERS = 20
 APPLIES_TO = (
     "every interval (setups, answered-only, baseline, slices, annotator groups, ECE, "
     "stability, task sections), every comparison between setups and the gate resample "
-    "whole clusters; comparisons use the " + CLUSTERED_TEST + " instead of the exact test"
+    "whole clusters; comparisons use the " + CLUSTERED_TEST + " instead of the exact test "
+    "and scale their detectable difference by the design effect; the auto-accept threshold "
+    "(Learn then Test) counts effective items, and its cross-fit and the out-of-fold "
+    "recalibration hold out whole clusters"
 )
 
 

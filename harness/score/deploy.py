@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.metrics.recalibration import cross_fit
+from harness.metrics.cross_fit import cluster_folds, cross_fit
+from harness.score.clusters import at
 from harness.score.disagreements import disagreements
 from harness.score.ece import EceIntervals
 from harness.score.groups import GroupReferences
@@ -25,21 +26,29 @@ MAX_DISAGREEMENTS = 300
 
 
 def decision_confidence(
-    ref: np.ndarray, preds: ItemPredictions, method: str, recal: dict[str, Any] | None, seed: int
+    ref: np.ndarray,
+    preds: ItemPredictions,
+    method: str,
+    recal: dict[str, Any] | None,
+    seed: int,
+    clusters: np.ndarray | None = None,
 ) -> tuple[np.ndarray, str]:
     """The confidence that auto-accept thresholds are fitted on, and what it is.
 
     With recalibration, the gold items get their out-of-fold values (each from a map fitted
     without the item's own label), so the threshold is not fitted on the recalibrator's
-    own training data; new items get the map fitted on all gold items (issue 7).
+    own training data; new items get the map fitted on all gold items (issue 7). With
+    ``clusters`` the folds hold whole clusters, as in the recalibration block.
     """
     if method == "none" or recal is None:
         return preds.confidence, "raw"
     has = ~np.isnan(preds.confidence) & (preds.pred >= 0) & (ref >= 0)
     out = np.full(len(ref), np.nan)
     correct = (preds.pred[has] == ref[has]).astype(float)
-    out[has] = cross_fit(method, preds.confidence[has], correct, folds=recal["folds"], seed=seed)
-    return out, f"recalibrated ({method}, out-of-fold)"
+    folds, codes = cluster_folds(int(has.sum()), recal["folds"], at(clusters, has))
+    out[has] = cross_fit(method, preds.confidence[has], correct, folds, seed, clusters=codes)
+    by = " by cluster" if codes is not None else ""
+    return out, f"recalibrated ({method}, out-of-fold{by})"
 
 
 def deploy_blocks(
@@ -63,8 +72,9 @@ def deploy_blocks(
         boot,
         shared=shared,
         within=has,
+        clusters=at(coded.clusters, has),
     )
-    conf, kind = decision_confidence(ref, preds, method, recal, boot["seed"])
+    conf, kind = decision_confidence(ref, preds, method, recal, boot["seed"], coded.clusters)
     selective = selective_block(
         ref, pred, conf, decision["target_error"], decision["delta"], boot["seed"], coded.clusters
     )

@@ -8,9 +8,9 @@ isotonic most of all.
 Which confidences to use downstream:
 
 - on the gold set itself (e.g. to fit an auto-accept threshold on it): the out-of-fold
-  values, ``metrics.recalibration.cross_fit(method, conf, correct, folds=block["folds"],
-  seed=boot["seed"], ...)``, the same values as the block's "after", so the threshold is
-  not fitted on the recalibrator's own training data;
+  values, ``metrics.cross_fit.cross_fit(method, conf, correct, folds=block["folds"],
+  seed=boot["seed"], clusters=...)``, the same values as the block's "after", so the
+  threshold is not fitted on the recalibrator's own training data;
 - on new items: :func:`recalibrated_confidence` with the block (or a method's "params"),
   i.e. the recalibrator fitted on all gold items.
 
@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from harness.metrics.calibration import auroc, brier_top_label, ece, log_loss_top_label
-from harness.metrics.recalibration import METHODS, Recalibrator, cross_fit, fit_recalibrator
+from harness.metrics.cross_fit import cluster_folds, cross_fit
+from harness.metrics.recalibration import METHODS, Recalibrator, fit_recalibrator
 from harness.score.ece import EceIntervals, ece_intervals
 from harness.score.json_numbers import num
 
@@ -80,6 +81,7 @@ def recalibration_block(
     ref_idx: np.ndarray | None = None,
     shared: EceIntervals | None = None,
     within: np.ndarray | None = None,
+    clusters: np.ndarray | None = None,
 ) -> dict[str, Any] | None:
     """Before/after metrics of the three methods; None below 20 items or with one class.
 
@@ -89,7 +91,8 @@ def recalibration_block(
     multi-class. ``boot`` = {"n_boot", "seed", "level"}; its seed also seeds the folds.
     ``selected`` is the configured method ("none" = keep the raw confidence).
     ``shared``: the gold set's ECE intervals, ``within`` marking the gold items ``conf``
-    holds (None: its own intervals, over these items).
+    holds (None: its own intervals, over these items). ``clusters``: one id per item of
+    ``conf``; the folds then hold whole clusters (``metrics.cross_fit``).
     """
     if selected not in SELECTABLE:
         raise ValueError(f"selected must be one of {SELECTABLE}, got {selected!r}")
@@ -100,19 +103,30 @@ def recalibration_block(
     c, hit = c[keep], np.asarray(correct)[keep].astype(float)
     p = None if probs is None else np.asarray(probs, dtype=float)[keep]
     ref = None if ref_idx is None else np.asarray(ref_idx)[keep]
+    groups = None if clusters is None else np.asarray(clusters)[keep]
     if p is not None:
         _check_consistent(c, hit, p, None if pred_idx is None else np.asarray(pred_idx)[keep], ref)
     n = int(c.size)
     if n < MIN_ITEMS or hit.min() == hit.max():
         return None
     seed = int(boot.get("seed", 0))
+    folds, codes = cluster_folds(n, FOLDS, groups)
     methods = []
     losses = {}
     oofs = []
     for method in METHODS:
         whole = fit_recalibrator(method, c, hit, p, ref)
         oof, per_fold = cross_fit(
-            method, c, hit, FOLDS, seed, p, ref, return_recalibrators=True, start=whole
+            method,
+            c,
+            hit,
+            folds,
+            seed,
+            p,
+            ref,
+            return_recalibrators=True,
+            start=whole,
+            clusters=codes,
         )
         losses[method] = log_loss_top_label(oof, hit)
         notes = [whole.note] if whole.note else []
@@ -128,9 +142,9 @@ def recalibration_block(
         before = eci.interval(c, hit, "uniform", within=items)
         for block, oof in zip(methods, oofs, strict=True):
             block["after"] = _metrics(oof, hit, eci.interval(oof, hit, "uniform", within=items))
-    return {
+    out = {
         "n": n,
-        "folds": FOLDS,
+        "folds": folds,
         "selected": selected,
         "before": _metrics(c, hit, before),
         "methods": methods,
@@ -138,6 +152,10 @@ def recalibration_block(
         "best": min(METHODS, key=lambda k: losses[k]),
         "warning": "isotonic overfits below about 1,000 items" if n < ISOTONIC_MIN_ITEMS else None,
     }
+    if groups is not None:  # only with cluster_by, so unclustered metrics.json is unchanged
+        one = np.unique(groups).size < 2  # a single cluster cannot be held out
+        out["folds_by"] = "items (one cluster: it cannot be held out)" if one else "clusters"
+    return out
 
 
 def recalibrated_confidence(

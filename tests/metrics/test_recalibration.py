@@ -8,13 +8,8 @@ import pytest
 from scipy.special import expit, logit, softmax
 
 from harness.metrics.calibration import log_loss_top_label
-from harness.metrics.recalibration import (
-    METHODS,
-    Recalibrator,
-    cross_fit,
-    fit_recalibrator,
-    fold_ids,
-)
+from harness.metrics.cross_fit import cross_fit, fold_ids
+from harness.metrics.recalibration import METHODS, Recalibrator, fit_recalibrator
 from harness.report.deploy_md import recalibration_md
 from harness.score.recalibration import (
     recalibrated_confidence,
