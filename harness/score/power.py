@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from harness.metrics.audit import wilson_interval
-from harness.metrics.compare import minimum_detectable_difference, se_accuracy_difference
+from harness.metrics.compare import design_effect, minimum_detectable_difference
 from harness.metrics.power import (
     bootstrap_se_differences,
     connor_sample_size,
@@ -87,12 +87,9 @@ def power_basis(
     }
     if clusters is not None:
         # Kish's design effect of the accuracy difference: the cluster bootstrap's variance
-        # over the independent-items variance of the same paired table.
-        iid = se_accuracy_difference(only_a, only_b, n)
+        # over the independent-items variance of the same paired table (as in comparisons).
         out["n_clusters"] = int(np.unique(np.asarray(clusters)[keep]).size)
-        out["design_effect"] = num(
-            (se_acc / iid) ** 2 if iid > 0 and math.isfinite(se_acc) else float("nan")
-        )
+        out["design_effect"] = num(design_effect(se_acc, only_a, only_b, n))
     return out
 
 
