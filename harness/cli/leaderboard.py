@@ -69,7 +69,7 @@ def print_leaderboard(metrics: dict[str, Any]) -> None:
         if method:
             out.print(notes.ece_note(method), markup=False, highlight=False)
         if notes.any_above_ceiling(rows):
-            out.print(notes.ABOVE_CEILING_NOTE, markup=False, highlight=False)
+            out.print(notes.above_ceiling_note(gs), markup=False, highlight=False)
 
 
 def _f(x: float | None, digits: int = 3) -> str:

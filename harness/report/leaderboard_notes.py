@@ -25,6 +25,21 @@ ABOVE_CEILING_NOTE = (
     "reference is the humans' majority, so a model that predicts the consensus answer is "
     "rewarded for it, while each annotator's own judgement calls count against them."
 )
+# With `report.reference: dawid_skene` the reference is not a vote, but the same holds: it
+# is pooled from the annotators, so the consensus answer is still what it rewards.
+_DAWID_SKENE = (
+    "the humans' majority",
+    "pooled from the humans' labels (Dawid-Skene: each annotator weighted by their "
+    "estimated accuracy)",
+)
+
+
+def above_ceiling_note(gs: dict[str, Any]) -> str:
+    """The note under a leaderboard with a figure above the ceiling, naming the reference
+    the gold set used (`humans.reference.used`)."""
+    used = ((gs.get("humans") or {}).get("reference") or {}).get("used")
+    note = ABOVE_CEILING_NOTE
+    return note.replace(*_DAWID_SKENE) if used == "dawid_skene" else note
 
 
 def above_ceiling(ratio: Any) -> bool:

@@ -136,7 +136,7 @@ def _gold_set(gs: dict[str, Any], level: int) -> list[str]:
     if method:
         out += ["", notes.ece_note(method)]
     if notes.any_above_ceiling(setups):
-        out += ["", notes.ABOVE_CEILING_NOTE]
+        out += ["", notes.above_ceiling_note(gs)]
     if small := notes.small_n_notes(setups):
         out += ["", *small]
     out += comparisons_section(gs.get("comparisons") or [], level)

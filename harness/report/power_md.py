@@ -62,14 +62,11 @@ def power_lines(block: dict[str, Any]) -> list[str]:
         header = ["measure", "difference", "items needed", "Connor", "range", now]
         out += [table(header, rows), ""]
         ranged = any(t.get("items_needed_range") for t in acc.get("targets") or [])
-        out.append(
-            (
-                "The range spans the discordance's interval (a plan from its ends). "
-                if ranged
-                else ""
-            )
-            + "Kappa's figures hold its per-item spread fixed at the one observed."
-        )
+        notes = "The range spans the discordance's interval (a plan from its ends). " * ranged
+        if kap.get("targets"):
+            notes += "Kappa's figures hold its per-item spread fixed at the one observed."
+        if notes:
+            out.append(notes.strip())
     detect = []
     if acc.get("detectable_difference") is not None:
         normal = fmt(acc["detectable_difference_normal"])
@@ -91,6 +88,9 @@ def power_lines(block: dict[str, Any]) -> list[str]:
         )
     if kap.get("note"):
         out.append(f"- Kappa: {kap['note']}.")
+    if basis.get("skipped_identical"):
+        same = ", ".join(f"`{s}`" for s in basis["skipped_identical"])
+        out.append(f"- Not planned from {same}: the same labels as the first on every item.")
     return out
 
 

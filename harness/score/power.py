@@ -67,9 +67,14 @@ def power_basis(
         return {"refused": NO_ITEMS, "n": 0}
     r = ref[keep]
     right = {s: p[keep] == r for s, p in preds.items()}
-    # Stable: among equal accuracies the first configured setup comes first.
-    top = sorted(right, key=lambda s: -int(right[s].sum()))[:2]
-    a, b = top
+    # Stable: among equal accuracies the first configured setup comes first. The second is
+    # the most accurate setup that labels some item differently from the first: a copy
+    # (e.g. two juries of the same members) can never be told apart, so planning from it
+    # would say nothing about the setups that can.
+    ranked = sorted(right, key=lambda s: -int(right[s].sum()))
+    a = ranked[0]
+    differ = [s for s in ranked[1:] if not np.array_equal(preds[s][keep], preds[a][keep])]
+    b = differ[0] if differ else ranked[1]
     se_acc, se_kappa = bootstrap_se_differences(
         ref, preds[a], preds[b], n_classes, boot["n_boot"], boot["seed"], clusters
     )
@@ -85,6 +90,9 @@ def power_basis(
         "level": float(boot["level"]),
         "source": "this gold set",
     }
+    copies = [s for s in ranked[1 : ranked.index(b)] if s != b]
+    if copies:
+        out["skipped_identical"] = copies  # same labels as the first on every item
     if clusters is not None:
         # Kish's design effect of the accuracy difference: the cluster bootstrap's variance
         # over the independent-items variance of the same paired table (as in comparisons).
@@ -225,8 +233,8 @@ def power_block(basis: dict[str, Any], cfg: dict[str, Any] | None = None) -> dic
             "cluster bootstrap's, for clusters of the same sizes"
         )
     psi_iv = None
-    if basis.get("source") != "pilot" and n > 0:
-        w = wilson_interval(int(b + c), n, basis.get("level", 0.95))
+    if n > 0:  # a pilot of known size too: its discordance is an estimate from n items
+        w = wilson_interval(round(b + c), n, basis.get("level", 0.95))
         psi_iv = (w.low, w.high)
     acc: dict[str, Any] = {
         "test": "McNemar exact, two-sided (compare_setups)",
@@ -288,7 +296,9 @@ def _kappa(
     basis: dict[str, Any], n: int, alpha: float, power: float, differences: list[float]
 ) -> dict[str, Any]:
     se = basis.get("kappa_difference_se")
-    if se is None or n < 2:
+    # 0 (no spread over the resamples: the two setups agree wherever it matters) is no SE
+    # to plan from: a Wald test with SE 0 would "detect" a difference of 0.
+    if se is None or not se > 0 or not math.isfinite(se) or n < 2:
         why = (
             "needs the bootstrap SE of the kappa difference: run `prelabel run` (or "
             "`prelabel report RUN`) on the gold set"

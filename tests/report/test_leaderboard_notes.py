@@ -113,3 +113,19 @@ def test_without_recalibration_there_is_one_ece_and_no_note(capsys):
     assert "ECE (after" not in html and '<th class="num">ECE [CI]</th>' in html
     text = console(metrics, capsys)
     assert "ECE (raw)" not in text and "max_ece" not in text
+
+
+def test_the_ceiling_note_names_the_dawid_skene_reference_when_it_is_used(capsys):
+    """`report.reference: dawid_skene`: the reference is no majority vote, and the note under
+    every leaderboard says what it is instead."""
+    gold = _gold()
+    records = _records(gold, SETUPS[0].id, 0.97, 1) + _records(gold, SETUPS[1].id, 0.6, 2)
+    metrics = score_run([gold], SETUPS, records, LABELS, n_boot=200, reference="dawid_skene")
+    metrics.update(run_id="20260101-000000-ds", experiment="notes")
+    assert metrics["gold_sets"][0]["humans"]["reference"]["used"] == "dawid_skene"
+    md = leaderboard_md(render_markdown(_manifest(metrics), metrics))
+    html = leaderboard_html(render_html(_manifest(metrics), metrics))
+    text = console(metrics, capsys)
+    for shown in (md, html, text):
+        assert "humans' majority" not in shown and "humans&#39; majority" not in shown
+        assert "Dawid-Skene: each annotator weighted by their estimated accuracy" in shown
