@@ -320,6 +320,11 @@ def experiments(draw, task_type: str | None = None):
                 ),
                 "constraints": constraints,
                 "alt_test": {"min_items": 5},
+                # Both references on every task type: Dawid-Skene on one item, one
+                # annotator, a class nobody used must hold the contract too.
+                "reference": draw(st.sampled_from(["majority", "dawid_skene"]))
+                if space["task"]["type"] != "ranking"  # refused there, with a clear error
+                else "majority",
             },
             "costs": costs,
         }

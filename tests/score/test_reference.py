@@ -174,3 +174,56 @@ def test_an_unknown_reference_is_refused():
     _, ratings = careless_crowd(n=5)
     with pytest.raises(ValueError, match="reference"):
         _score(_gold(ratings, "abcde"), [], [], "median")
+
+
+@pytest.mark.parametrize(
+    "task,labels",
+    [
+        ({"type": "ordinal", "labels": ["1", "2", "3", "4"]}, ["1", "2", "3", "4"]),
+        ({"type": "pairwise"}, ["A", "B", "tie"]),
+    ],
+)
+def test_dawid_skene_reference_on_ordinal_and_pairwise_gold_sets(task, labels):
+    """The task rule (the median of an ordered scale; the pairwise vote with its ties) is
+    the majority reference; Dawid-Skene outweighs three careless annotators there too, and
+    a setup answering the truth is scored against the reference chosen."""
+    from harness.config.task import TaskConfig
+
+    rng = np.random.default_rng(11)
+    n, k = 90, len(labels)
+    truth = rng.integers(0, k, n)
+    good = np.where(rng.random((n, 2)) < 0.95, truth[:, None], (truth[:, None] + 1) % k)
+    ratings = np.column_stack([good, rng.integers(0, k, (n, 3))])
+    items = tuple(
+        GoldItem(
+            id=f"i{i:02d}",
+            fields={"text": str(i), "response_a": "x", "response_b": "y"},
+            annotations={a: labels[c] for a, c in zip("abcde", row, strict=True)},
+            line=i + 1,
+        )
+        for i, row in enumerate(ratings)
+    )
+    gold = GoldSet(
+        id="g", path="g.jsonl", items=items, annotators=tuple("abcde"), content_hash="0" * 64
+    )
+    setups = [Setup("truth", "p", "m")]
+    records = [
+        LabelRecord(setup="truth", gold_set="g", item=f"i{i:02d}", label=labels[c])
+        for i, c in enumerate(truth)
+    ]
+    scored = {}
+    for ref in ("majority", "dawid_skene"):
+        metrics = score_run(
+            [gold], setups, records, labels, n_boot=100, task=TaskConfig(**task), reference=ref
+        )
+        metrics.update(run_id="r", experiment="e")
+        jsonschema.validate(metrics, SCHEMA)
+        assert finite_tree(metrics) == []
+        scored[ref] = metrics["gold_sets"][0]
+    block = scored["dawid_skene"]["humans"]["dawid_skene"]
+    assert block["reference_used"] == "dawid_skene" and block["n_changed"] > 0
+    acc = {r["annotator"]: r["accuracy"]["estimate"] for r in block["annotators"]}
+    assert min(acc["a"], acc["b"]) > 0.85 > 0.6 > max(acc[x] for x in "cde")
+    against = {r: scored[r]["setups"][0]["accuracy"]["estimate"] for r in scored}
+    assert against["dawid_skene"] > against["majority"]
+    assert against["dawid_skene"] > 0.9
