@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.core.records import GoldSet
 from harness.metrics.ppi import Estimate, prevalence
 from harness.run.store import RunContext
 from harness.score.json_numbers import num
@@ -28,6 +29,15 @@ def _est(e: Estimate) -> dict[str, Any]:
     }
 
 
+def _clusters_note(gold: GoldSet, coded: CodedGoldSet) -> str:
+    n_clusters = len(np.unique(coded.clusters[coded.reference >= 0]))
+    return (
+        f"gold items clustered by {gold.cluster_by} ({n_clusters} clusters): the gold "
+        "side's variance (the rectifier of PPI and PPI++, and the gold-only estimate) is "
+        "cluster-robust; the pool's items count as independent"
+    )
+
+
 def pool_prevalence(
     ctx: RunContext, setup_id: str, source: str, pool_pred: np.ndarray
 ) -> dict[str, Any]:
@@ -38,7 +48,9 @@ def pool_prevalence(
     coded = CodedGoldSet(gold, labels, exp.task.type, reference=exp.report.reference)
     records = [r for r in ctx.records if r.setup == setup_id and r.gold_set == gold.id]
     gold_pred = ItemPredictions(coded, records, source=source).pred
-    rows = prevalence(coded.reference, gold_pred, pool_pred, len(labels))
+    # The gold set's clusters (cluster_by, statistics.md 3) widen the gold side's variance;
+    # the pool's items are new items, kept independent.
+    rows = prevalence(coded.reference, gold_pred, pool_pred, len(labels), clusters=coded.clusters)
     return {
         "gold_set": gold.id,
         "setup": setup_id,
@@ -48,6 +60,8 @@ def pool_prevalence(
         # Below PPI_BELOW gold items the normal interval covers less than it says
         # (statistics.md 4): the note travels with the figures in estimates.json.
         "small_n": ppi_note(int((coded.reference >= 0).sum())),
+        # Stated only when clustered, so an unclustered estimates.json is unchanged.
+        **({"gold_clusters": _clusters_note(gold, coded)} if coded.clusters is not None else {}),
         "labels": [
             {
                 "label": labels[r.label],

@@ -37,6 +37,15 @@ Conventions of this implementation (the paper leaves them open):
 * Annotators with fewer than ``min_items`` comparable items are skipped (listed in
   ``skipped``), as in the authors' reference code; the paper asks for >= 30 so that
   the t-test's normal approximation holds.
+* Clustered items (``clusters``, statistics.md section 3: e.g. the turns of one
+  conversation): the d_i of one cluster are not independent, and the t-test's sd / sqrt(n)
+  then understates the mean's spread. Each annotator's test uses instead the
+  cluster-robust (CR1) standard error over the G clusters among that annotator's items,
+  SE = sqrt(G / (G - 1) * sum_k (sum_{i in k} (d_i - mean))^2) / n, with G - 1 degrees of
+  freedom; with every item its own cluster that is the t-test above. Zero variance (all
+  cluster sums of deviations 0, e.g. all d_i equal) is decided by the mean as above; a
+  single cluster (G = 1, no degree of freedom: nothing measures the spread between
+  clusters) gives t = nan, p = 1: the LLM is not shown to beat that annotator.
 """
 
 from __future__ import annotations
@@ -59,6 +68,8 @@ DEFAULT_Q = 0.05
 MIN_ITEMS = 30
 PASS_WINNING_RATE = 0.5
 FAILURES = ("worst", "drop")
+# How metrics.json names the test used on clustered items (the unclustered block says none).
+CLUSTERED_T_TEST = "t-test, cluster-robust (CR1) standard error, G-1 df"
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,8 @@ class AltTestRow:
     adjusted p-value, ``rejected`` = p_by <= q (the LLM wins against this annotator).
     ``n_llm_failed`` = the annotator's comparable items where the LLM output failed (-1):
     inside the n, scored worst, under ``failures="worst"``; left out of the n under "drop".
+    ``n_clusters`` = the clusters among the n items (G, the test's df + 1), None when the
+    items are independent.
     """
 
     annotator: int
@@ -83,6 +96,7 @@ class AltTestRow:
     p_by: float
     rejected: bool
     n_llm_failed: int
+    n_clusters: int | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +109,8 @@ class AltTestResult:
     ``warning`` is set when only 2 annotators qualify (>= 3 are recommended), else None.
     ``failures`` is the convention for failed LLM outputs ("worst" or "drop");
     ``n_failed_items`` the items with >= 2 annotators where the LLM failed (scored worst,
-    or dropped, by that convention).
+    or dropped, by that convention). ``clustered``: each annotator's test used the
+    cluster-robust standard error (module docstring).
     """
 
     per_annotator: list[AltTestRow]
@@ -110,6 +125,7 @@ class AltTestResult:
     warning: str | None
     failures: str = "worst"
     n_failed_items: int = 0
+    clustered: bool = False
 
 
 def benjamini_yekutieli(p_values: Sequence[float]) -> list[float]:
@@ -139,24 +155,56 @@ def benjamini_yekutieli(p_values: Sequence[float]) -> list[float]:
     return [float(x) for x in adjusted]
 
 
-def one_sided_t_test(differences: np.ndarray, epsilon: float) -> tuple[float, float]:
+def one_sided_t_test(
+    differences: np.ndarray, epsilon: float, clusters: np.ndarray | None = None
+) -> tuple[float, float]:
     """(t, p) of H0: mean >= epsilon vs H1: mean < epsilon, with n - 1 degrees of freedom.
 
     t = (mean - epsilon) / (sd / sqrt(n)), sd with ddof=1; p = P(T_{n-1} <= t), as
     ``scipy.stats.ttest_1samp(d, epsilon, alternative="less")``. Zero variance is decided
-    by the mean alone (module docstring); n must be >= 2.
+    by the mean alone (module docstring); n must be >= 2. With ``clusters`` (one id per
+    value) the standard error is the cluster-robust one over their G clusters, with G - 1
+    degrees of freedom (module docstring); singletons give the same t and p.
     """
     d = np.asarray(differences, dtype=float)
     if d.ndim != 1 or d.size < 2:
         raise ValueError(f"the t-test needs a 1-D sample of >= 2 values, got shape {d.shape}")
+    if clusters is not None:
+        return _clustered_t_test(d, epsilon, clusters)
     mean = float(d.mean())
     if np.all(d == d[0]):  # exact check: d holds small integers, no rounding involved
-        if mean < epsilon:
-            return -math.inf, 0.0
-        return (math.inf if mean > epsilon else math.nan), 1.0
+        return _zero_variance(mean, epsilon)
     se = float(d.std(ddof=1)) / math.sqrt(d.size)
     t = (mean - epsilon) / se
     return t, float(stdtr(d.size - 1, t))
+
+
+def _zero_variance(mean: float, epsilon: float) -> tuple[float, float]:
+    """The t statistic's limit when the estimated variance is 0: the mean alone decides."""
+    if mean < epsilon:
+        return -math.inf, 0.0
+    return (math.inf if mean > epsilon else math.nan), 1.0
+
+
+def _clustered_t_test(d: np.ndarray, epsilon: float, clusters: np.ndarray) -> tuple[float, float]:
+    ids = np.asarray(clusters)
+    if ids.shape != d.shape:
+        raise ValueError(f"clusters must have one entry per value ({d.size}), got {ids.shape}")
+    group = np.unique(ids, return_inverse=True)[1].ravel()
+    g, n = int(group.max()) + 1, d.size
+    if g < 2:  # no degree of freedom: nothing measures the spread between clusters
+        return math.nan, 1.0
+    # n * (cluster sum of deviations) = n S_k - n_k S: exact integers for the small-integer
+    # d of the test (|.| <= n^2, far below 2^53), so "zero variance" is an exact check.
+    total = float(d.sum())
+    scaled = (
+        n * np.bincount(group, weights=d, minlength=g) - np.bincount(group, minlength=g) * total
+    )
+    if not np.any(scaled):
+        return _zero_variance(total / n, epsilon)
+    se = math.sqrt(g / (g - 1) * float(np.sum(scaled**2))) / n**2
+    t = (total / n - epsilon) / se
+    return t, float(stdtr(g - 1, t))
 
 
 def _resolve_epsilon(epsilon: float | str) -> float:
@@ -200,13 +248,15 @@ def alt_test(
     q: float = DEFAULT_Q,
     min_items: int = MIN_ITEMS,
     failures: str = "worst",
+    clusters: np.ndarray | None = None,
 ) -> AltTestResult:
     """The alt-test of ``prediction`` (n_items,) against ``ratings`` (n_items, n_annotators).
 
     Codes 0..K-1, -1 = missing rating / failed prediction. ``epsilon`` is a number in
     [0, 1) or a profile name of :data:`EPSILON` ("expert", "skilled", "crowd").
     ``scoring`` is "nominal" or "ordinal" (codes are levels in scale order);
-    ``failures`` "worst" or "drop" (module docstring). Raises
+    ``failures`` "worst" or "drop" (module docstring); ``clusters`` one cluster id per
+    item (None: independent items) for the cluster-robust test (module docstring). Raises
     ValueError when fewer than 2 annotators have >= ``min_items`` items that another
     annotator also labelled; the message lists each annotator's count.
     """
@@ -223,13 +273,18 @@ def alt_test(
     llm = validate_codes(prediction, n_classes, "prediction", ndim=1)
     if llm.shape[0] != r.shape[0]:
         raise ValueError("prediction must have one entry per item (row of ratings)")
+    if clusters is not None:
+        clusters = np.asarray(clusters)
+        if clusters.shape != (r.shape[0],):
+            raise ValueError(f"clusters must have one entry per item ({r.shape[0]})")
+        clusters = np.unique(clusters, return_inverse=True)[1].ravel()
     counts_all = item_label_counts(r, n_classes)
     # Items at least two annotators labelled: the only ones any comparison uses.
     shared = (r >= 0).sum(axis=1) >= 2
     n_failed_items = int((shared & (llm < 0)).sum())
     answered = llm >= 0 if failures == "drop" else np.ones(llm.shape[0], dtype=bool)
 
-    stats: list[tuple[int, int, np.ndarray, np.ndarray, int]] = []
+    stats: list[tuple[int, int, np.ndarray, np.ndarray, int, np.ndarray | None]] = []
     skipped: list[tuple[int, int]] = []
     for j in range(r.shape[1]):
         own = r[:, j]
@@ -247,7 +302,8 @@ def alt_test(
         loss_f = _losses(llm[items], others[items], n_classes, scoring)
         w_f = (loss_f <= loss_h).astype(float)
         w_h = (loss_h <= loss_f).astype(float)
-        stats.append((j, n, w_f, w_h, int((llm[comparable] < 0).sum())))
+        groups = None if clusters is None else clusters[items]
+        stats.append((j, n, w_f, w_h, int((llm[comparable] < 0).sum()), groups))
 
     if len(stats) < 2:
         counts_text = ", ".join(f"annotator {j}: {n}" for j, n in skipped) or "none"
@@ -263,7 +319,7 @@ def alt_test(
             )
         )
 
-    tests = [one_sided_t_test(w_h - w_f, eps) for _, _, w_f, w_h, _ in stats]
+    tests = [one_sided_t_test(w_h - w_f, eps, groups) for _, _, w_f, w_h, _, groups in stats]
     p_by = benjamini_yekutieli([p for _, p in tests])
     rows = [
         AltTestRow(
@@ -277,8 +333,11 @@ def alt_test(
             p_by=adjusted,
             rejected=adjusted <= q,
             n_llm_failed=failed,
+            n_clusters=None if groups is None else int(np.unique(groups).size),
         )
-        for (j, n, w_f, w_h, failed), (t, p), adjusted in zip(stats, tests, p_by, strict=True)
+        for (j, n, w_f, w_h, failed, groups), (t, p), adjusted in zip(
+            stats, tests, p_by, strict=True
+        )
     ]
     omega = sum(row.rejected for row in rows) / len(rows)
     warning = None
@@ -301,4 +360,5 @@ def alt_test(
         warning=warning,
         failures=failures,
         n_failed_items=n_failed_items,
+        clustered=clusters is not None,
     )

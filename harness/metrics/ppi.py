@@ -29,6 +29,18 @@ with an accurate LLM rests on a few disagreements, so it covers less than its le
 about 50 gold items (0.88 at 20; statistics.md section 4). It is kept exactly as ppi_py
 computes it; the report's note beside it is ``score.small_n.ppi_note``.
 
+Clustered gold items (``clusters``, statistics.md section 3: e.g. the turns of one
+conversation) are not independent, and Var(.)/n then understates the spread of a gold
+mean. The gold side's variance -- the rectifier mean_n(y - lam f) of PPI and PPI++, and
+the classical mean -- is then the cluster-robust one over the G gold clusters:
+sum_k (sum_{i in k} (x_i - mean))^2 / n^2 times G (n - 1) / ((G - 1) n), i.e. CR1 put on
+ppi_py's ddof-0 scale, so that with every item its own cluster it is Var(x) / n exactly
+(and is computed by that formula). nan below 2 clusters. The unlabeled items stay
+independent: they are new items, drawn apart from the gold set's clusters, and their
+term Var(f)/N is unchanged (a pool with clusters of its own would need its own ids). The
+PPI++ weight lam is still tuned from the unclustered variances: any lam gives an unbiased
+estimate, and the interval uses the clustered variance of whichever lam is chosen.
+
 Intervals are not clipped to [0, 1]: a PPI estimate of a rare class can fall slightly
 below 0 (the rectifier is noisy), and showing that is more honest than hiding it.
 
@@ -126,19 +138,45 @@ def _var(x: np.ndarray) -> float:
     return float(np.var(x)) if x.size >= 2 else NAN
 
 
+def _groups(clusters: np.ndarray | None, n: int) -> np.ndarray | None:
+    """Cluster codes 0..G-1 of the n gold items; None when absent or all singletons."""
+    if clusters is None:
+        return None
+    ids = np.asarray(clusters)
+    if ids.shape != (n,):
+        raise ValueError(f"clusters must have one entry per gold item ({n}), got {ids.shape}")
+    group = np.unique(ids, return_inverse=True)[1].ravel()
+    return None if group.size == 0 or group.max() == n - 1 else group
+
+
+def _mean_var(x: np.ndarray, group: np.ndarray | None) -> float:
+    """Variance of the gold mean of x: Var(x) / n, or its cluster-robust form (module doc)."""
+    n = x.size
+    if group is None:
+        return _var(x) / n
+    g = int(group.max()) + 1
+    if g < 2:
+        return NAN  # one cluster: nothing measures the spread between clusters
+    dev = np.bincount(group, weights=x - x.mean(), minlength=g)
+    return float(np.sum(dev**2)) / n**2 * (g * (n - 1)) / ((g - 1) * n)
+
+
 def ppi_mean(
     y_gold: np.ndarray,
     f_gold: np.ndarray,
     f_unlabeled: np.ndarray,
     level: float = 0.95,
     lam: float = 1.0,
+    clusters: np.ndarray | None = None,
 ) -> Estimate:
     """theta_lam = lam * mean_N(f) + mean_n(y - lam * f), with
     SE^2 = lam^2 Var(f_unlabeled) / N + Var(y - lam * f_gold) / n (the two samples are
     independent, so the variances add). lam = 1 is PPI; lam = 0 is exactly the classical
     gold-only estimate (the unlabeled term is then skipped, so N may even be 0).
+    ``clusters`` (one id per gold item): the gold term is cluster-robust (module doc).
     """
     y, fg, fu = _samples(y_gold, f_gold, f_unlabeled)
+    group = _groups(clusters, y.size)
     if not np.isfinite(lam):
         raise ValueError(f"lam must be finite, got {lam}")
     n, N = int(y.size), int(fu.size)
@@ -147,10 +185,10 @@ def ppi_mean(
         return Estimate(NAN, NAN, NAN, NAN, n, N, float(lam), level)
     rectified = y - lam * fg
     estimate = float(rectified.mean())
-    var = _var(rectified) / n
+    var = _mean_var(rectified, group)
     if lam != 0:
         estimate += float(lam * fu.mean())
-        var += lam**2 * _var(fu) / N
+        var += lam**2 * _var(fu) / N  # the pool's items are independent (module doc)
     return _normal(estimate, var, n, N, float(lam), level)
 
 
@@ -184,7 +222,11 @@ def power_tuned_lambda(y_gold: np.ndarray, f_gold: np.ndarray, f_unlabeled: np.n
 
 
 def ppi_plus_plus(
-    y_gold: np.ndarray, f_gold: np.ndarray, f_unlabeled: np.ndarray, level: float = 0.95
+    y_gold: np.ndarray,
+    f_gold: np.ndarray,
+    f_unlabeled: np.ndarray,
+    level: float = 0.95,
+    clusters: np.ndarray | None = None,
 ) -> Estimate:
     """PPI with the power-tuned ``lam`` (``power_tuned_lambda``).
 
@@ -195,7 +237,7 @@ def ppi_plus_plus(
     2505.20178), so the report shows all four estimates.
     """
     lam = power_tuned_lambda(y_gold, f_gold, f_unlabeled)
-    return ppi_mean(y_gold, f_gold, f_unlabeled, level, lam)
+    return ppi_mean(y_gold, f_gold, f_unlabeled, level, lam, clusters)
 
 
 def naive_mean(f_unlabeled: np.ndarray, level: float = 0.95) -> Estimate:
@@ -212,15 +254,18 @@ def naive_mean(f_unlabeled: np.ndarray, level: float = 0.95) -> Estimate:
     return _normal(float(fu.mean()), _var(fu) / N, 0, N, NAN, level)
 
 
-def classical_mean(y_gold: np.ndarray, level: float = 0.95) -> Estimate:
+def classical_mean(
+    y_gold: np.ndarray, level: float = 0.95, clusters: np.ndarray | None = None
+) -> Estimate:
     """Gold-only mean of y with its Wald interval sqrt(Var(y) / n) (ppi_py's
-    ``classical_mean_ci``); equals ``ppi_mean(..., lam=0)``."""
+    ``classical_mean_ci``); equals ``ppi_mean(..., lam=0)``, also with ``clusters``."""
     y = _vector(y_gold, "y_gold")
     n = int(y.size)
+    group = _groups(clusters, n)
     _check_level(level)
     if n == 0:
         return Estimate(NAN, NAN, NAN, NAN, 0, 0, 0.0, level)
-    return _normal(float(y.mean()), _var(y) / n, n, 0, 0.0, level)
+    return _normal(float(y.mean()), _mean_var(y, group), n, 0, 0.0, level)
 
 
 def _class_scores(pred: np.ndarray, n_classes: int, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -253,6 +298,7 @@ def prevalence(
     unlabeled_pred: np.ndarray,
     n_classes: int,
     level: float = 0.95,
+    clusters: np.ndarray | None = None,
 ) -> list[ClassPrevalence]:
     """Share of each class 0..K-1 among the unlabeled population, four ways.
 
@@ -260,7 +306,9 @@ def prevalence(
     ``gold_pred`` / ``unlabeled_pred``: the LLM's output on the gold / unlabeled items,
     either both hard codes (1-D, -1 = failed) or both probabilities (2-D, (m, K), all-nan
     row = failed); mixing the two would make f a different function on each side, which
-    PPI cannot correct. Failures: see the module doc.
+    PPI cannot correct. Failures: see the module doc. ``clusters``: one cluster id per
+    gold item (aligned with ``gold_ref``; None = independent items); the gold side's
+    variance is then cluster-robust, the unlabeled items stay independent (module doc).
     """
     ref = validate_codes(gold_ref, n_classes, "gold_ref", ndim=1)
     if np.asarray(gold_pred).ndim != np.asarray(unlabeled_pred).ndim:
@@ -270,6 +318,11 @@ def prevalence(
     if f_gold.shape[0] != ref.size:
         raise ValueError(f"gold_ref and gold_pred differ in length: {ref.size} vs {len(f_gold)}")
     keep = ref >= 0
+    if clusters is not None:
+        clusters = np.asarray(clusters)
+        if clusters.shape != ref.shape:
+            raise ValueError(f"clusters must have one entry per gold item ({ref.size})")
+        clusters = clusters[keep]
     y = (ref[keep, None] == np.arange(n_classes)).astype(float)
     f_gold, answered_gold = f_gold[keep], answered_gold[keep]
     n_failed_gold = int((~answered_gold).sum())
@@ -280,10 +333,10 @@ def prevalence(
         rows.append(
             ClassPrevalence(
                 label=c,
-                ppi=ppi_mean(yc, fg, fu, level),
-                ppi_plus_plus=ppi_plus_plus(yc, fg, fu, level),
+                ppi=ppi_mean(yc, fg, fu, level, clusters=clusters),
+                ppi_plus_plus=ppi_plus_plus(yc, fg, fu, level, clusters),
                 naive=naive_mean(fu[answered_unl], level),
-                classical=classical_mean(yc, level),
+                classical=classical_mean(yc, level, clusters),
                 n_failed_gold=n_failed_gold,
                 n_failed_unlabeled=n_failed_unl,
             )

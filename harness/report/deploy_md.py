@@ -71,12 +71,15 @@ def alt_test_line(b: dict[str, Any]) -> list[str]:
         return [f"- Alternative Annotator Test: not run: {a['refused']}{failures}"]
     verdict = "passes" if a["passed"] else "does not pass"
     rows = ", ".join(
-        f"{r['annotator']} p={fmt(r['p_by'])}{' (beaten)' if r['rejected'] else ''} (n={r['n']})"
+        f"{r['annotator']} p={fmt(r['p_by'])}{' (beaten)' if r['rejected'] else ''} (n={r['n']}"
+        + (f", {r['n_clusters']} clusters)" if r.get("n_clusters") else ")")
         for r in a["per_annotator"]
     )
     return [
         f"- Alternative Annotator Test (epsilon {a['epsilon']}, {a['epsilon_basis']}; "
-        f"{a['scoring']} scoring; Benjamini-Yekutieli at q={a['q']}): {verdict}: winning rate "
+        f"{a['scoring']} scoring; Benjamini-Yekutieli at q={a['q']}"
+        + (f"; {a['test']}, over the gold set's clusters" if a.get("test") else "")
+        + f"): {verdict}: winning rate "
         f"{fmt(a['winning_rate'], 2)} (needs >= 0.5), advantage probability "
         f"{fmt(a['advantage_probability'])}; per annotator: {rows}"
         + (f". {a['warning']}" if a.get("warning") else "")

@@ -27,7 +27,9 @@ APPLIES_TO = (
     "whole clusters; comparisons use the " + CLUSTERED_TEST + " instead of the exact test "
     "and scale their detectable difference by the design effect; the auto-accept threshold "
     "(Learn then Test) counts effective items, and its cross-fit and the out-of-fold "
-    "recalibration hold out whole clusters"
+    "recalibration hold out whole clusters; the alternative annotator test uses a "
+    "cluster-robust t-test, and the pool estimates of prelabel label (PPI, PPI++, "
+    "gold-only) a cluster-robust variance of the gold items"
 )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from harness.core.records import LabelRecord, Setup
-from harness.metrics.alt_test import EPSILON, AltTestRow, alt_test
+from harness.metrics.alt_test import CLUSTERED_T_TEST, EPSILON, AltTestRow, alt_test
 from harness.metrics.stability import RunAgreement, inter_prompt_stability, intra_prompt_stability
 from harness.score.json_numbers import interval, num, with_note
 from harness.score.predictions import CodedGoldSet
@@ -153,6 +153,9 @@ def alt_test_block(coded: CodedGoldSet, pred: np.ndarray, cfg: dict[str, Any]) -
             q=cfg.get("q", 0.05),
             min_items=cfg.get("min_items", 30),
             failures=failures,
+            # Turns of one conversation are not independent (statistics.md 3): the
+            # per-annotator t-tests then use the cluster-robust standard error.
+            clusters=coded.clusters,
         )
     except ValueError as exc:
         # The statistic numbers annotators by column; the report names them.
@@ -175,6 +178,8 @@ def alt_test_block(coded: CodedGoldSet, pred: np.ndarray, cfg: dict[str, Any]) -
         "warning": r.warning,
         "skipped": [{"annotator": names[a], "n": n} for a, n in r.skipped],
         "per_annotator": [_alt_row(row, names) for row in r.per_annotator],
+        # Stated only when clustered, so an unclustered metrics.json is unchanged.
+        **({"test": CLUSTERED_T_TEST} if r.clustered else {}),
     }
 
 
@@ -195,13 +200,26 @@ def alt_failures(failures: str, coded: CodedGoldSet, pred: np.ndarray) -> dict[s
 
 def _alt_row(row: AltTestRow, names: Sequence[str]) -> dict[str, Any]:
     """One annotator's test; a zero-variance t (+-inf, or nan at mean = epsilon: the
-    statistic decides those by the mean alone) is null with its note."""
+    statistic decides those by the mean alone) is null with its note, and so is the t of
+    items that all lie in one cluster (no degree of freedom: p = 1)."""
     out = {k: num(v) if isinstance(v, float) else v for k, v in asdict(row).items()}
     out["annotator"] = names[row.annotator]
-    if not math.isfinite(row.t):
+    if row.n_clusters is None:
+        del out["n_clusters"]  # independent items: the row is as it always was
+    if row.n_clusters == 1:
         out["t"] = None
         out["note"] = (
-            f"t not computed: every item's difference is {row.mean_difference:g} (zero "
-            f"variance), so the mean alone decides (p = {row.p_value:g})"
+            f"t not computed: all {row.n} items are in one cluster, which leaves the "
+            f"cluster-robust test no degree of freedom (p = {row.p_value:g}: the LLM is not "
+            "shown to beat this annotator)"
         )
+    elif not math.isfinite(row.t):
+        out["t"] = None
+        spread = (
+            f"every item's difference is {row.mean_difference:g} (zero variance)"
+            if row.n_clusters is None
+            else f"every cluster's mean difference is {row.mean_difference:g} (zero "
+            "cluster-robust variance)"
+        )
+        out["note"] = f"t not computed: {spread}, so the mean alone decides (p = {row.p_value:g})"
     return out
