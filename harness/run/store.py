@@ -11,7 +11,7 @@ from typing import Any
 
 from harness.config import Experiment, ResolvedExperiment
 from harness.core.errors import Problem, UserError
-from harness.core.records import GoldSet, LabelRecord, RunManifest, Setup
+from harness.core.records import GoldSet, LabelRecord, RunManifest, Setup, compact_record
 from harness.inputs.goldset import load_gold_set
 from harness.run.manifest import process_alive
 from harness.run.plan import build_setups
@@ -212,7 +212,9 @@ def read_labels(labels_path: Path) -> list[tuple[str, LabelRecord]]:
         if not line.strip():
             continue
         try:
-            records.append((line, LabelRecord.model_validate_json(line)))
+            # Compact as a new run's records are (harness/core/records.py): a resumed run and
+            # `prelabel report` hold them all through scoring.
+            records.append((line, compact_record(LabelRecord.model_validate_json(line))))
         except ValueError as exc:
             if lineno == len(lines):
                 continue  # the line a kill interrupted
