@@ -1,9 +1,13 @@
 """Mutation testing of the decision path: does a deliberate small bug make a test fail?
 
-    nice -n 19 python bench/mutation.py                       # the default modules
-    nice -n 19 python bench/mutation.py --modules metrics/compare.py,score/compare.py
+    nice -n 19 python bench/mutation.py --max-mutants 12 --json out.json   # decision-path
+    python bench/mutation.py --list-mapping --modules metrics/   # each module's tests, no run
     python bench/mutation.py --list --modules metrics/selective.py   # the mutants, no run
-    nice -n 19 python bench/mutation.py --json out.json --work /tmp/mut-src
+
+--modules: comma-separated modules (metrics/compare.py), packages (metrics/: its modules but
+__init__.py) and GROUPS (decision-path, the default: metrics/ and the compare, selection,
+decision, jury and regression-gate modules). --max-mutants: per module, evenly spread.
+--json is rewritten after each module: a stopped run keeps the modules it finished.
 
 Each mutant is one small change of one module: a comparison's boundary (< to <=, > to >=)
 or its negation (== to !=, is to is not, in to not in), an arithmetic or mask operator
@@ -16,9 +20,10 @@ How, and why:
 - The checkout is never touched: the tree is copied to --work (without .git, runs and
   caches) and every mutant is written there. Tests run with PYTHONPATH and the working
   directory at the copy, and the copy's `harness.__file__` is checked before anything runs.
-- Each module maps to the test files that cover it (MODULES): a targeted run, minutes per
-  module, not the whole suite. A survivor may still be killed by a test elsewhere: the
-  score is a lower bound for the suite.
+- A module's tests: MODULES if listed there, else the test files importing it (`harness.
+  metrics.power`, `from harness.metrics import power` or a name __init__.py re-exports
+  from it, a `harness/metrics/power.py` path) and tests/metrics/test_power*.py, else its
+  importers' in its package. Targeted, not the suite: the score is a lower bound.
 - One traced run of those tests records which test executes which line of the module (a
   sys.settrace plugin, only the module's own frames); each mutant then runs only the tests
   that execute its lines, fastest first, stopping at the first failure. A mutant on a line
@@ -36,6 +41,7 @@ import ast
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -46,54 +52,44 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
-MODULES = {  # module (under harness/) -> the test files that cover it
-    "metrics/compare.py": [
-        "tests/metrics/test_compare.py",
-        "tests/metrics/test_decision_boundaries.py",
-        "tests/score/test_compare_holm.py",
-        "tests/score/test_compare_detectable_clusters.py",
-    ],
-    "score/compare.py": [
-        "tests/score/test_compare_holm.py",
-        "tests/score/test_score.py",
-        "tests/score/test_clusters.py",
-        "tests/score/test_compare_clustered.py",
-        "tests/score/test_compare_detectable_clusters.py",
-        "tests/score/test_compare_mutants.py",
-    ],
-    "score/decision.py": ["tests/score/test_decision.py", "tests/score/test_compare_holm.py"],
-    "metrics/selective.py": [
-        "tests/metrics/test_selective.py",
-        "tests/metrics/test_decision_boundaries.py",
-        "tests/score/test_deploy_recalibrated.py",
-        "tests/metrics/test_ltt_clusters.py",
-        "tests/metrics/test_audit.py",
-    ],
-    "metrics/gate.py": [
-        "tests/metrics/test_decision_boundaries.py",
-        "tests/metrics/test_gate.py",
-        "tests/metrics/test_gate_undefined_interval.py",
-        "tests/metrics/test_gate_mutants.py",
-    ],
-    "gate/regression.py": [
-        "tests/gate/test_regression_rows.py",
-        "tests/score/test_clusters.py",
-        "tests/gate/test_gate.py",
-        "tests/gate/test_removed_gold_set.py",
-        "tests/gate/test_regression_mutants.py",
-    ],
-    "metrics/agreement.py": [
-        "tests/metrics/test_agreement.py",
-        "tests/metrics/test_decision_boundaries.py",
-        "tests/metrics/test_agreement_mutants.py",
-    ],
-    "metrics/accuracy.py": ["tests/metrics/test_accuracy.py"],
-    "metrics/calibration.py": ["tests/metrics/test_calibration.py"],
-    "metrics/intervals.py": ["tests/metrics/test_intervals.py"],
-    "metrics/ppi.py": ["tests/metrics/test_ppi.py"],
-    "metrics/alt_test.py": ["tests/metrics/test_alt_test.py"],
+# module (under harness/) -> the test files that cover it (under tests/); see tests_for()
+MODULES = {
+    "metrics/compare.py": "metrics/test_compare.py metrics/test_decision_boundaries.py "
+    "score/test_compare_holm.py score/test_compare_detectable_clusters.py",
+    "score/compare.py": "score/test_compare_holm.py score/test_score.py score/test_clusters.py "
+    "score/test_compare_clustered.py score/test_compare_detectable_clusters.py "
+    "score/test_compare_mutants.py",
+    "score/decision.py": "score/test_decision.py score/test_compare_holm.py",
+    "metrics/selective.py": "metrics/test_selective.py metrics/test_decision_boundaries.py "
+    "score/test_deploy_recalibrated.py metrics/test_ltt_clusters.py metrics/test_audit.py",
+    "metrics/gate.py": "metrics/test_decision_boundaries.py metrics/test_gate.py "
+    "metrics/test_gate_undefined_interval.py metrics/test_gate_mutants.py",
+    "gate/regression.py": "gate/test_regression_rows.py score/test_clusters.py gate/test_gate.py "
+    "gate/test_removed_gold_set.py gate/test_regression_mutants.py",
+    "metrics/agreement.py": "metrics/test_agreement.py metrics/test_decision_boundaries.py "
+    "metrics/test_agreement_mutants.py",
+    "metrics/accuracy.py": "metrics/test_accuracy.py",
+    "metrics/calibration.py": "metrics/test_calibration.py",
+    "metrics/intervals.py": "metrics/test_intervals.py",
+    "metrics/ppi.py": "metrics/test_ppi.py",
+    "metrics/alt_test.py": "metrics/test_alt_test.py metrics/test_alt_test_mutants.py",
+    "metrics/clustered_mcnemar.py": "score/test_cluster_coverage.py score/test_clusters.py "
+    "metrics/test_clustered_mcnemar_mutants.py",
+    "metrics/cross_fit.py": "metrics/test_cross_fit_clusters.py metrics/test_recalibration.py "
+    "score/test_deploy_recalibrated.py metrics/test_cross_fit_mutants.py",
+    "metrics/dawid_skene.py": "metrics/test_dawid_skene.py score/test_dawid_skene_clusters.py "
+    "metrics/test_dawid_skene_mutants.py",
+    "metrics/ece_resampling.py": "metrics/test_ece_blocks.py metrics/test_intervals.py "
+    "metrics/test_ece_resampling_mutants.py",
+    "metrics/power.py": "cli/test_plan_power.py metrics/test_power.py "
+    "metrics/test_verdict_power.py metrics/test_power_mutants.py",
 }
-DEFAULT = "metrics/compare.py,score/compare.py,metrics/selective.py,metrics/gate.py"
+MODULES = {k: [f"tests/{t}" for t in v.split()] for k, v in MODULES.items()}
+GROUPS = {  # a name for --modules -> its modules and package prefixes
+    "decision-path": "metrics/,score/compare.py,score/selection.py,score/decision.py,"
+    "score/juries.py,gate/regression.py",
+}
+DEFAULT = "decision-path"
 IGNORE = (".git", "runs", ".prelabel-cache", ".pytest_cache", ".ruff_cache", ".hypothesis")
 IGNORE += ("__pycache__", ".benchmarks", "*.egg-info", "mutants")
 # Calls whose removal only changes a type or a container: noise, not a bug a test must see.
@@ -130,14 +126,6 @@ class Mutant:
         return f"{short(self.before)} -> {short(self.after)}"
 
 
-def _offsets(source: bytes) -> list[int]:
-    starts = [0]
-    for i, byte in enumerate(source):
-        if byte == 10:
-            starts.append(i + 1)
-    return starts
-
-
 def _swap(node: ast.AST, **changes) -> ast.AST:
     new = type(node)(**{f: getattr(node, f) for f in node._fields})
     for key, value in changes.items():
@@ -150,13 +138,11 @@ def _constant(value):
         return not value
     if isinstance(value, int):
         return 1 if value == 0 else value - 1
-    if isinstance(value, float):
-        if value == 0.0:
-            return 1.0
-        if value == 1.0:
-            return 0.0
-        return value * 10 if 0 < value <= 0.1 else value / 2 if 0 < value < 1 else value + 1
-    return None
+    if not isinstance(value, float):
+        return None
+    if value in (0.0, 1.0):
+        return 1.0 - value
+    return value * 10 if 0 < value <= 0.1 else value / 2 if 0 < value < 1 else value + 1
 
 
 def mutations(node: ast.AST) -> list[ast.AST]:
@@ -205,10 +191,8 @@ def _skipped(tree: ast.AST) -> set[int]:
 
 
 def generate(module: str, source: str) -> list[Mutant]:
-    raw = source.encode()
-    starts = _offsets(raw)
-    tree = ast.parse(source)
-    skip = _skipped(tree)
+    raw, tree = source.encode(), ast.parse(source)
+    starts, skip = [0] + [i + 1 for i, byte in enumerate(raw) if byte == 10], _skipped(tree)
     found: list[Mutant] = []
     for node in ast.walk(tree):
         if id(node) in skip or not hasattr(node, "end_col_offset"):
@@ -216,11 +200,63 @@ def generate(module: str, source: str) -> list[Mutant]:
         for new in mutations(node):
             a = starts[node.lineno - 1] + node.col_offset
             b = starts[node.end_lineno - 1] + node.end_col_offset
-            before = raw[a:b].decode()
-            text = ast.unparse(new)
+            text, before = ast.unparse(new), raw[a:b].decode()
             after = text if isinstance(node, ast.stmt) else f"({text})"
             found.append(Mutant(module, node.lineno, node.end_lineno, a, b, before, after))
     return sorted(found, key=lambda m: (m.line, m.start, m.after))
+
+
+# ------------------------------------------------------------------------- the mapping
+
+
+def expand(spec: str) -> list[str]:
+    """Modules (relative to harness/) named by --modules: modules, package prefixes, groups."""
+    out: list[str] = []
+    for item in (x.strip().removeprefix("harness/") for x in spec.split(",")):
+        if item in GROUPS:
+            found = expand(GROUPS[item])
+        elif item.endswith("/"):  # a package: its modules but __init__.py
+            found = [f"{item}{p.name}" for p in sorted((ROOT / "harness" / item).glob("[!_]*.py"))]
+        else:
+            found = [item] if item else []
+        out += [m for m in found if m not in out]
+    return out
+
+
+def _reexports(package: str) -> dict[str, str]:
+    """Names harness/<package>/__init__.py imports from its modules -> that module's name."""
+    init = ROOT / "harness" / package / "__init__.py"
+    if not init.exists():
+        return {}
+    nodes = ast.walk(ast.parse(init.read_text()))
+    found = [n for n in nodes if isinstance(n, ast.ImportFrom) and n.level == 1 and n.module]
+    return {a.asname or a.name: n.module for n in found for a in n.names}
+
+
+def auto_tests(module: str) -> list[str]:
+    """The test files that import `module` (harness/<pkg>/<name>.py) or are named after it."""
+    pkg, name = module.removesuffix(".py").rsplit("/", 1)
+    dotted = re.escape(f"harness.{pkg.replace('/', '.')}")
+    direct = re.compile(rf"{dotted}\.{name}\b|harness/{re.escape(module)}")
+    via = {name} | {k for k, v in _reexports(pkg).items() if v == name}
+    found = {str(p.relative_to(ROOT)) for p in (ROOT / "tests" / pkg).glob(f"test_{name}*.py")}
+    for test in sorted((ROOT / "tests").rglob("test_*.py")):
+        text = test.read_text()  # `from harness.metrics import (a, b)` or `... import a, b`
+        bodies = re.findall(rf"^\s*from {dotted} import (\([^)]*\)|.*)", text, re.M)
+        if direct.search(text) or via & set(re.findall(r"\w+", " ".join(bodies))):
+            found.add(str(test.relative_to(ROOT)))
+    return sorted(found)
+
+
+def tests_for(module: str) -> list[str]:
+    """MODULES', else the importing tests, else its importers' (selective_clusters.py)."""
+    if module in MODULES or auto_tests(module):
+        return MODULES.get(module) or auto_tests(module)
+    pkg, name = module.removesuffix(".py").rsplit("/", 1)
+    used = re.compile(rf"^from (harness\.{pkg.replace('/', '.')}\.|\.){name} import", re.M)
+    users = [p for p in sorted((ROOT / "harness" / pkg).glob("*.py")) if used.search(p.read_text())]
+    found = [t for p in users for t in tests_for(f"{pkg}/{p.name}")]
+    return list(dict.fromkeys(found))
 
 
 # ------------------------------------------------------------------------- the copy
@@ -233,14 +269,9 @@ def make_copy(work: Path) -> None:
     if work.exists():
         shutil.rmtree(work)
     shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(*IGNORE), symlinks=True)
-    done = subprocess.run(
-        [sys.executable, "-c", "import harness; print(harness.__file__)"],
-        cwd=work,
-        env={**os.environ, "PYTHONPATH": str(work)},
-        capture_output=True,
-        text=True,
-    )
-    got = done.stdout.strip()
+    cmd = [sys.executable, "-c", "import harness; print(harness.__file__)"]
+    env = {**os.environ, "PYTHONPATH": str(work)}
+    got = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True).stdout.strip()
     if Path(got).resolve() != work / "harness" / "__init__.py":
         sys.exit(f"`import harness` in the copy resolves to {got!r}, not {work}: stopped")
     print(f"copy: {work} (import harness -> {got})")
@@ -351,7 +382,9 @@ def run_module(work: Path, module: str, tests: list[str], max_mutants: int | Non
         step = len(mutants) / max_mutants
         mutants = [mutants[int(i * step)] for i in range(max_mutants)]
     t0 = time.monotonic()
-    traced = trace(work, module, tests)
+    # No mapped test: every mutant survives unrun (pytest without paths would run everything).
+    empty = {"failed": [], "modules": [], "lines": {}, "durations": {}}
+    traced = trace(work, module, tests) if tests else empty
     if traced["failed"]:
         print(f"  baseline: {len(traced['failed'])} test(s) fail on the unchanged tree; those")
         print("  are left out: " + ", ".join(traced["failed"][:5]))
@@ -376,12 +409,9 @@ def run_module(work: Path, module: str, tests: list[str], max_mutants: int | Non
         finally:
             path.write_bytes(source)
         mut.status = {"passed": "survived", "failed": "killed"}.get(result, result)
-        mut.tests_run = len(nodeids)
-        print(
-            f"  [{i}/{len(mutants)}] {mut.status:8} {mut.where()}: {mut.change()} "
-            f"({len(nodeids)} tests, {time.monotonic() - t1:.0f} s)",
-            flush=True,
-        )
+        mut.tests_run, took = len(nodeids), time.monotonic() - t1
+        where = f"  [{i}/{len(mutants)}] {mut.status:8} {mut.where()}: {mut.change()}"
+        print(f"{where} ({len(nodeids)} tests, {took:.0f} s)", flush=True)
     killed = sum(m.status in ("killed", "timeout") for m in mutants)
     return {
         "module": f"harness/{module}",
@@ -395,39 +425,12 @@ def run_module(work: Path, module: str, tests: list[str], max_mutants: int | Non
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--modules", default=DEFAULT, help=f"comma-separated, of: {', '.join(MODULES)}")
-    ap.add_argument("--work", type=Path, default=Path("/tmp/mut-src"), help="the copy's folder")
-    ap.add_argument("--max-mutants", type=int, help="at most this many per module (evenly spread)")
-    ap.add_argument("--list", action="store_true", help="print the mutants and stop")
-    ap.add_argument("--json", type=Path, help="also write the results here")
-    args = ap.parse_args(argv)
-    chosen = [m.strip().removeprefix("harness/") for m in args.modules.split(",") if m.strip()]
-    unknown = [m for m in chosen if m not in MODULES]
-    if unknown:
-        print(f"unknown module(s) {unknown}; known: {', '.join(MODULES)}", file=sys.stderr)
-        return 2
-    if args.list:
-        for module in chosen:
-            for mut in generate(module, (ROOT / "harness" / module).read_text()):
-                print(f"{mut.where()}: {mut.change()}")
-        return 0
-    start = {"load_avg": [round(x, 2) for x in os.getloadavg()], "nproc": os.cpu_count()}
-    print(f"machine: nproc {start['nproc']}, load average {start['load_avg']}")
-    make_copy(args.work)
-    _preload()
-    results = []
-    for module in chosen:
-        print(f"{module} (tests: {' '.join(MODULES[module])})", flush=True)
-        results.append(run_module(args.work.resolve(), module, MODULES[module], args.max_mutants))
+def _summary(results: list[dict]) -> None:
     print("\nmodule                          mutants  killed  not covered  score   time")
     for r in results:
         score = "n/a" if r["score"] is None else f"{r['score']:.2f}"
-        print(
-            f"{r['module']:32}{r['mutants']:7}{r['killed']:8}{r['not_covered']:13}  "
-            f"{score:6}{r['seconds']:6.0f} s"
-        )
+        counts = f"{r['mutants']:7}{r['killed']:8}{r['not_covered']:13}"
+        print(f"{r['module']:32}{counts}  {score:6}{r['seconds']:6.0f} s")
     total, killed = sum(r["mutants"] for r in results), sum(r["killed"] for r in results)
     print(f"all: {killed} of {total} killed ({killed / max(total, 1):.2f})")
     print("\nsurvivors (file:line: before -> after [why not run]):")
@@ -435,11 +438,47 @@ def main(argv: list[str] | None = None) -> int:
         for s in r["survivors"]:
             why = " [no test runs this line]" if s["status"] == "not covered" else ""
             print(f"  {r['module']}:{s['line']}: {Mutant(**s).change()}{why}")
-    end = [round(x, 2) for x in os.getloadavg()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    known = f"modules under harness/ (e.g. {next(iter(MODULES))}), prefixes, {', '.join(GROUPS)}"
+    ap.add_argument("--modules", default=DEFAULT, help=f"comma-separated {known}")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/mut-src"), help="the copy's folder")
+    ap.add_argument("--max-mutants", type=int, help="at most this many per module (evenly spread)")
+    ap.add_argument("--list", action="store_true", help="print the mutants and stop")
+    ap.add_argument("--list-mapping", action="store_true", help="print each module's tests")
+    ap.add_argument("--json", type=Path, help="also write the results here (after each module)")
+    args = ap.parse_args(argv)
+    chosen = expand(args.modules)
+    unknown = [m for m in chosen if not (ROOT / "harness" / m).is_file()]
+    if unknown or not chosen:
+        print(f"unknown module(s) {unknown}; give {known}", file=sys.stderr)
+        return 2
+    if args.list_mapping or args.list:
+        for module in chosen:
+            how = "MODULES" if module in MODULES else "imports"
+            if args.list_mapping:
+                print(f"{module} ({how}): {' '.join(tests_for(module)) or '-'}")
+                continue
+            for mut in generate(module, (ROOT / "harness" / module).read_text()):
+                print(f"{mut.where()}: {mut.change()}")
+        return 0
+    start = {"load_avg": [round(x, 2) for x in os.getloadavg()], "nproc": os.cpu_count()}
+    print(f"machine: nproc {start['nproc']}, load average {start['load_avg']}")
+    make_copy(args.work)
+    _preload()
+    results: list[dict] = []
+    for module in chosen:
+        tests = tests_for(module)
+        print(f"{module} (tests: {' '.join(tests) or 'none'})", flush=True)
+        results.append(run_module(args.work.resolve(), module, tests, args.max_mutants))
+        end = [round(x, 2) for x in os.getloadavg()]
+        if args.json:  # after every module: a run stopped midway keeps what it finished
+            machine = {**start, "load_avg_end": end, "modules_planned": len(chosen)}
+            args.json.write_text(json.dumps({"machine": machine, "results": results}, indent=1))
+    _summary(results)
     print(f"load average at the end: {end}")
-    if args.json:
-        machine = {**start, "load_avg_end": end}
-        args.json.write_text(json.dumps({"machine": machine, "results": results}, indent=1))
     return 0
 
 
