@@ -69,10 +69,11 @@ MODULES = {
     "metrics/agreement.py": "metrics/test_agreement.py metrics/test_decision_boundaries.py "
     "metrics/test_agreement_mutants.py",
     "metrics/accuracy.py": "metrics/test_accuracy.py",
-    "metrics/calibration.py": "metrics/test_calibration.py",
-    "metrics/intervals.py": "metrics/test_intervals.py",
-    "metrics/ppi.py": "metrics/test_ppi.py",
-    "metrics/alt_test.py": "metrics/test_alt_test.py metrics/test_alt_test_mutants.py",
+    "metrics/calibration.py": "metrics/test_calibration.py metrics/test_small_n.py",
+    "metrics/intervals.py": "metrics/test_intervals.py metrics/test_small_n.py",
+    "metrics/ppi.py": "metrics/test_ppi.py metrics/test_ppi_clusters.py",
+    "metrics/alt_test.py": "metrics/test_alt_test.py metrics/test_alt_test_mutants.py "
+    "metrics/test_alt_test_clusters.py",
     "metrics/clustered_mcnemar.py": "score/test_cluster_coverage.py score/test_clusters.py "
     "metrics/test_clustered_mcnemar_mutants.py",
     "metrics/cross_fit.py": "metrics/test_cross_fit_clusters.py metrics/test_recalibration.py "
