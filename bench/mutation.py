@@ -20,10 +20,11 @@ How, and why:
 - The checkout is never touched: the tree is copied to --work (without .git, runs and
   caches) and every mutant is written there. Tests run with PYTHONPATH and the working
   directory at the copy, and the copy's `harness.__file__` is checked before anything runs.
-- A module's tests: MODULES if listed there, else the test files importing it (`harness.
-  metrics.power`, `from harness.metrics import power` or a name __init__.py re-exports
-  from it, a `harness/metrics/power.py` path) and tests/metrics/test_power*.py, else its
-  importers' in its package. Targeted, not the suite: the score is a lower bound.
+- A module's tests (bench/mutation_targets.py): MODULES if listed there, else the test
+  files importing it (`harness.metrics.power`, `from harness.metrics import power` or a
+  name __init__.py re-exports from it, a `harness/metrics/power.py` path) and
+  tests/metrics/test_power*.py, else its importers' in its package. Targeted, not the
+  suite: the score is a lower bound.
 - One traced run of those tests records which test executes which line of the module (a
   sys.settrace plugin, only the module's own frames); each mutant then runs only the tests
   that execute its lines, fastest first, stopping at the first failure. A mutant on a line
@@ -39,9 +40,9 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import importlib.util
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -52,45 +53,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
-# module (under harness/) -> the test files that cover it (under tests/); see tests_for()
-MODULES = {
-    "metrics/compare.py": "metrics/test_compare.py metrics/test_decision_boundaries.py "
-    "score/test_compare_holm.py score/test_compare_detectable_clusters.py",
-    "score/compare.py": "score/test_compare_holm.py score/test_score.py score/test_clusters.py "
-    "score/test_compare_clustered.py score/test_compare_detectable_clusters.py "
-    "score/test_compare_mutants.py",
-    "score/decision.py": "score/test_decision.py score/test_compare_holm.py",
-    "metrics/selective.py": "metrics/test_selective.py metrics/test_decision_boundaries.py "
-    "score/test_deploy_recalibrated.py metrics/test_ltt_clusters.py metrics/test_audit.py",
-    "metrics/gate.py": "metrics/test_decision_boundaries.py metrics/test_gate.py "
-    "metrics/test_gate_undefined_interval.py metrics/test_gate_mutants.py",
-    "gate/regression.py": "gate/test_regression_rows.py score/test_clusters.py gate/test_gate.py "
-    "gate/test_removed_gold_set.py gate/test_regression_mutants.py",
-    "metrics/agreement.py": "metrics/test_agreement.py metrics/test_decision_boundaries.py "
-    "metrics/test_agreement_mutants.py",
-    "metrics/accuracy.py": "metrics/test_accuracy.py",
-    "metrics/calibration.py": "metrics/test_calibration.py metrics/test_small_n.py",
-    "metrics/intervals.py": "metrics/test_intervals.py metrics/test_small_n.py",
-    "metrics/ppi.py": "metrics/test_ppi.py metrics/test_ppi_clusters.py",
-    "metrics/alt_test.py": "metrics/test_alt_test.py metrics/test_alt_test_mutants.py "
-    "metrics/test_alt_test_clusters.py",
-    "metrics/clustered_mcnemar.py": "score/test_cluster_coverage.py score/test_clusters.py "
-    "metrics/test_clustered_mcnemar_mutants.py",
-    "metrics/cross_fit.py": "metrics/test_cross_fit_clusters.py metrics/test_recalibration.py "
-    "score/test_deploy_recalibrated.py metrics/test_cross_fit_mutants.py",
-    "metrics/dawid_skene.py": "metrics/test_dawid_skene.py score/test_dawid_skene_clusters.py "
-    "metrics/test_dawid_skene_mutants.py",
-    "metrics/ece_resampling.py": "metrics/test_ece_blocks.py metrics/test_intervals.py "
-    "metrics/test_ece_resampling_mutants.py",
-    "metrics/power.py": "cli/test_plan_power.py metrics/test_power.py "
-    "metrics/test_verdict_power.py metrics/test_power_mutants.py",
-}
-MODULES = {k: [f"tests/{t}" for t in v.split()] for k, v in MODULES.items()}
-GROUPS = {  # a name for --modules -> its modules and package prefixes
-    "decision-path": "metrics/,score/compare.py,score/selection.py,score/decision.py,"
-    "score/juries.py,gate/regression.py",
-}
-DEFAULT = "decision-path"
+# Which modules, and which tests cover each: bench/mutation_targets.py, loaded from its
+# file because the bench folder is kept off sys.path (its scripts must not shadow modules
+# in the forked test children).
+_spec = importlib.util.spec_from_file_location(
+    "mutation_targets", ROOT / "bench/mutation_targets.py"
+)
+targets = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(targets)
+MODULES, DEFAULT, expand, tests_for = (
+    targets.MODULES,
+    targets.DEFAULT,
+    targets.expand,
+    targets.tests_for,
+)
 IGNORE = (".git", "runs", ".prelabel-cache", ".pytest_cache", ".ruff_cache", ".hypothesis")
 IGNORE += ("__pycache__", ".benchmarks", "*.egg-info", "mutants")
 # Calls whose removal only changes a type or a container: noise, not a bug a test must see.
@@ -205,59 +181,6 @@ def generate(module: str, source: str) -> list[Mutant]:
             after = text if isinstance(node, ast.stmt) else f"({text})"
             found.append(Mutant(module, node.lineno, node.end_lineno, a, b, before, after))
     return sorted(found, key=lambda m: (m.line, m.start, m.after))
-
-
-# ------------------------------------------------------------------------- the mapping
-
-
-def expand(spec: str) -> list[str]:
-    """Modules (relative to harness/) named by --modules: modules, package prefixes, groups."""
-    out: list[str] = []
-    for item in (x.strip().removeprefix("harness/") for x in spec.split(",")):
-        if item in GROUPS:
-            found = expand(GROUPS[item])
-        elif item.endswith("/"):  # a package: its modules but __init__.py
-            found = [f"{item}{p.name}" for p in sorted((ROOT / "harness" / item).glob("[!_]*.py"))]
-        else:
-            found = [item] if item else []
-        out += [m for m in found if m not in out]
-    return out
-
-
-def _reexports(package: str) -> dict[str, str]:
-    """Names harness/<package>/__init__.py imports from its modules -> that module's name."""
-    init = ROOT / "harness" / package / "__init__.py"
-    if not init.exists():
-        return {}
-    nodes = ast.walk(ast.parse(init.read_text()))
-    found = [n for n in nodes if isinstance(n, ast.ImportFrom) and n.level == 1 and n.module]
-    return {a.asname or a.name: n.module for n in found for a in n.names}
-
-
-def auto_tests(module: str) -> list[str]:
-    """The test files that import `module` (harness/<pkg>/<name>.py) or are named after it."""
-    pkg, name = module.removesuffix(".py").rsplit("/", 1)
-    dotted = re.escape(f"harness.{pkg.replace('/', '.')}")
-    direct = re.compile(rf"{dotted}\.{name}\b|harness/{re.escape(module)}")
-    via = {name} | {k for k, v in _reexports(pkg).items() if v == name}
-    found = {str(p.relative_to(ROOT)) for p in (ROOT / "tests" / pkg).glob(f"test_{name}*.py")}
-    for test in sorted((ROOT / "tests").rglob("test_*.py")):
-        text = test.read_text()  # `from harness.metrics import (a, b)` or `... import a, b`
-        bodies = re.findall(rf"^\s*from {dotted} import (\([^)]*\)|.*)", text, re.M)
-        if direct.search(text) or via & set(re.findall(r"\w+", " ".join(bodies))):
-            found.add(str(test.relative_to(ROOT)))
-    return sorted(found)
-
-
-def tests_for(module: str) -> list[str]:
-    """MODULES', else the importing tests, else its importers' (selective_clusters.py)."""
-    if module in MODULES or auto_tests(module):
-        return MODULES.get(module) or auto_tests(module)
-    pkg, name = module.removesuffix(".py").rsplit("/", 1)
-    used = re.compile(rf"^from (harness\.{pkg.replace('/', '.')}\.|\.){name} import", re.M)
-    users = [p for p in sorted((ROOT / "harness" / pkg).glob("*.py")) if used.search(p.read_text())]
-    found = [t for p in users for t in tests_for(f"{pkg}/{p.name}")]
-    return list(dict.fromkeys(found))
 
 
 # ------------------------------------------------------------------------- the copy
@@ -443,7 +366,8 @@ def _summary(results: list[dict]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    known = f"modules under harness/ (e.g. {next(iter(MODULES))}), prefixes, {', '.join(GROUPS)}"
+    groups = ", ".join(targets.GROUPS)
+    known = f"modules under harness/ (e.g. {next(iter(MODULES))}), prefixes, {groups}"
     ap.add_argument("--modules", default=DEFAULT, help=f"comma-separated {known}")
     ap.add_argument("--work", type=Path, default=Path("/tmp/mut-src"), help="the copy's folder")
     ap.add_argument("--max-mutants", type=int, help="at most this many per module (evenly spread)")
