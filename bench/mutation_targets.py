@@ -30,8 +30,9 @@ MODULES = {
     "metrics/test_agreement_mutants.py",
     "metrics/accuracy.py": "metrics/test_accuracy.py",
     "metrics/calibration.py": "metrics/test_calibration.py metrics/test_small_n.py",
-    "metrics/intervals.py": "metrics/test_intervals.py metrics/test_small_n.py",
-    "metrics/ppi.py": "metrics/test_ppi.py metrics/test_ppi_clusters.py",
+    "metrics/intervals.py": "metrics/test_intervals.py metrics/test_small_n.py "
+    "metrics/test_intervals_edges.py",
+    "metrics/ppi.py": "metrics/test_ppi.py metrics/test_ppi_clusters.py metrics/test_ppi_edges.py",
     "metrics/alt_test.py": "metrics/test_alt_test.py metrics/test_alt_test_mutants.py "
     "metrics/test_alt_test_clusters.py",
     "metrics/clustered_mcnemar.py": "score/test_cluster_coverage.py score/test_clusters.py "
@@ -42,6 +43,11 @@ MODULES = {
     "metrics/test_dawid_skene_mutants.py",
     "metrics/ece_resampling.py": "metrics/test_ece_blocks.py metrics/test_intervals.py "
     "metrics/test_ece_resampling_mutants.py",
+    # Its importers' tests, and its own edge cases (a test importing it directly would
+    # otherwise narrow the automatic map to that file alone).
+    "metrics/selective_clusters.py": "metrics/test_selective.py "
+    "metrics/test_decision_boundaries.py score/test_deploy_recalibrated.py "
+    "metrics/test_ltt_clusters.py metrics/test_audit.py metrics/test_selective_clusters_edges.py",
     "metrics/power.py": "cli/test_plan_power.py metrics/test_power.py "
     "metrics/test_verdict_power.py metrics/test_power_mutants.py",
 }
