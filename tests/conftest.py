@@ -206,6 +206,15 @@ def invoke(*args: str):
     return CliRunner().invoke(app, [*args], catch_exceptions=False)
 
 
+def floats(obj: Any) -> list[float]:
+    """Every float in a JSON-like tree (dicts, lists, tuples), depth first."""
+    if isinstance(obj, dict):
+        return [x for v in obj.values() for x in floats(v)]
+    if isinstance(obj, list | tuple):
+        return [x for v in obj for x in floats(v)]
+    return [obj] if isinstance(obj, float) else []
+
+
 def flat(text: str) -> str:
     """The output with line breaks removed: rich may wrap a long message on a narrow console."""
     return re.sub(r"\s*\n\s*", " ", text)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .clusters import cluster_codes
 from .recalibration import METHODS, Recalibrator, _fit, _inputs
-from .selective import cluster_codes
 
 
 def fold_ids(n: int, folds: int = 5, seed: int = 0, clusters=None) -> np.ndarray:

@@ -65,6 +65,7 @@ import numpy as np
 from scipy.special import ndtri  # the normal quantile (scipy.stats.norm.ppf)
 
 from .accuracy import validate_codes
+from .clusters import cluster_codes
 
 NAN = float("nan")
 
@@ -138,17 +139,6 @@ def _var(x: np.ndarray) -> float:
     return float(np.var(x)) if x.size >= 2 else NAN
 
 
-def _groups(clusters: np.ndarray | None, n: int) -> np.ndarray | None:
-    """Cluster codes 0..G-1 of the n gold items; None when absent or all singletons."""
-    if clusters is None:
-        return None
-    ids = np.asarray(clusters)
-    if ids.shape != (n,):
-        raise ValueError(f"clusters must have one entry per gold item ({n}), got {ids.shape}")
-    group = np.unique(ids, return_inverse=True)[1].ravel()
-    return None if group.size == 0 or group.max() == n - 1 else group
-
-
 def _mean_var(x: np.ndarray, group: np.ndarray | None) -> float:
     """Variance of the gold mean of x: Var(x) / n, or its cluster-robust form (module doc)."""
     n = x.size
@@ -176,7 +166,7 @@ def ppi_mean(
     ``clusters`` (one id per gold item): the gold term is cluster-robust (module doc).
     """
     y, fg, fu = _samples(y_gold, f_gold, f_unlabeled)
-    group = _groups(clusters, y.size)
+    group = cluster_codes(clusters, y.size, "gold item")
     if not np.isfinite(lam):
         raise ValueError(f"lam must be finite, got {lam}")
     n, N = int(y.size), int(fu.size)
@@ -261,7 +251,7 @@ def classical_mean(
     ``classical_mean_ci``); equals ``ppi_mean(..., lam=0)``, also with ``clusters``."""
     y = _vector(y_gold, "y_gold")
     n = int(y.size)
-    group = _groups(clusters, n)
+    group = cluster_codes(clusters, n, "gold item")
     _check_level(level)
     if n == 0:
         return Estimate(NAN, NAN, NAN, NAN, 0, 0, 0.0, level)

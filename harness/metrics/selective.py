@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import bdtr  # the binomial CDF (scipy.stats.binom.cdf)
 
+from harness.metrics.clusters import cluster_codes
 from harness.metrics.selective_clusters import (
     clustered_p_values,
     design_effects,
@@ -156,17 +157,6 @@ def _p_values_to_first_failure(
             return p[:end]
         done, block = end, block * 2
     return p
-
-
-def cluster_codes(clusters, n: int) -> np.ndarray | None:
-    """Cluster ids as codes 0..G-1; None when absent or every item is its own cluster."""
-    if clusters is None:
-        return None
-    ids = np.asarray(clusters)
-    if ids.shape != (n,):
-        raise ValueError(f"need one cluster per item ({n}), got shape {ids.shape}")
-    codes = np.unique(ids, return_inverse=True)[1].ravel()
-    return None if codes.max() == n - 1 else codes
 
 
 def learn_then_test(

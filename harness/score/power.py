@@ -90,7 +90,7 @@ def power_basis(
         "level": float(boot["level"]),
         "source": "this gold set",
     }
-    copies = [s for s in ranked[1 : ranked.index(b)] if s != b]
+    copies = ranked[1 : ranked.index(b)]
     if copies:
         out["skipped_identical"] = copies  # same labels as the first on every item
     if clusters is not None:

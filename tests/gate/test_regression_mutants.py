@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+
+from conftest import floats
 
 from harness.config import GateConfig
 from harness.gate.regression import compare_snapshots
@@ -46,14 +47,6 @@ def snapshot(
     }
 
 
-def numbers(obj: Any) -> list[float]:
-    if isinstance(obj, dict):
-        return [x for v in obj.values() for x in numbers(v)]
-    if isinstance(obj, list | tuple):
-        return [x for v in obj for x in numbers(v)]
-    return [obj] if isinstance(obj, float) else []
-
-
 def test_the_numbers_of_a_gate_row_are_rounded_to_six_places() -> None:
     # Baseline wrong on items 0 and 1: its kappa has more than 6 decimals. Candidate failed
     # on item 2: failure rate 1/30.
@@ -69,7 +62,7 @@ def test_the_numbers_of_a_gate_row_are_rounded_to_six_places() -> None:
     assert rate["candidate"] != round(rate["candidate"], 3)
     assert kappa["baseline"] == round(kappa["baseline"], 6)
     assert rate["candidate"] == round(rate["candidate"], 6) == round(1 / 30, 6)
-    assert all(x == round(x, 6) for x in numbers(row))
+    assert all(x == round(x, 6) for x in floats(row))
 
 
 def test_an_undefined_baseline_metric_is_null_not_nan() -> None:
@@ -82,7 +75,7 @@ def test_an_undefined_baseline_metric_is_null_not_nan() -> None:
     kappa = next(m for m in row["metrics"] if m["metric"] == "kappa")
     assert kappa["baseline"] is None
     json.dumps(row, allow_nan=False)  # strict JSON, as the gate's report is written
-    assert not any(math.isnan(x) for x in numbers(row))
+    assert not any(math.isnan(x) for x in floats(row))
 
 
 def test_removed_gold_sets_are_listed_in_sorted_order() -> None:

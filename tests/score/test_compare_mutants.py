@@ -9,21 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
 
 import numpy as np
+from conftest import floats
 
 from harness.score.compare import compare_setups
 
 BOOT = {"n_boot": 200, "seed": 4, "level": 0.95}
-
-
-def numbers(obj: Any) -> list[float]:
-    if isinstance(obj, dict):
-        return [x for v in obj.values() for x in numbers(v)]
-    if isinstance(obj, list | tuple):
-        return [x for v in obj for x in numbers(v)]
-    return [obj] if isinstance(obj, float) else []
 
 
 def clustered_gold() -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
@@ -47,7 +39,7 @@ def test_every_number_of_a_comparison_row_is_rounded_to_six_places() -> None:
             x = row.get(key)
             assert x is None or x == round(x, 6), (key, x)
         assert row["mcnemar"]["p_holm"] == round(row["mcnemar"]["p_holm"], 6)
-        assert all(x == round(x, 6) for x in numbers(row))
+        assert all(x == round(x, 6) for x in floats(row))
     assert "design_effect" in row  # the clustered row has one, and it is rounded too
 
 
@@ -59,4 +51,4 @@ def test_an_undefined_design_effect_is_null_not_nan() -> None:
     (row,) = compare_setups(ref, same, 2, BOOT, clusters=groups)
     assert row["design_effect"] is None
     json.dumps(row, allow_nan=False)  # strict JSON, as metrics.json is written
-    assert not any(math.isnan(x) for x in numbers(row))
+    assert not any(math.isnan(x) for x in floats(row))
